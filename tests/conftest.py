@@ -1,0 +1,54 @@
+"""Shared test configuration.
+
+The Keras backend is chosen by the ``KERAS_BACKEND`` environment variable
+(``.ci/run`` runs the suite once per backend). Tests that only make sense on
+some backends use ``@pytest.mark.backend("tensorflow", "jax")``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+DEFAULT_SEED = 1337
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    backend = keras.backend.backend()
+    for item in items:
+        marker = item.get_closest_marker("backend")
+        if marker is not None and backend not in marker.args:
+            wanted = ", ".join(marker.args)
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"backend-specific test for {wanted}; running on {backend}"
+                )
+            )
+
+
+@pytest.fixture
+def seed() -> int:
+    """Seeds Python, NumPy and Keras RNGs and returns the seed used."""
+    keras.utils.set_random_seed(DEFAULT_SEED)
+    return DEFAULT_SEED
+
+
+@pytest.fixture
+def rng(seed: int) -> np.random.Generator:
+    """A NumPy generator seeded with the shared test seed."""
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture(autouse=True)
+def _clear_keras_session():
+    yield
+    keras.backend.clear_session()
