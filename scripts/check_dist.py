@@ -32,7 +32,12 @@ SDIST_REQUIRED = (
     "tests/conftest.py",
     "docs/index.md",
 )
-SDIST_REQUIRED_DIRS = ("src/kerasx/", "tests/", "docs/", "examples/")
+SDIST_REQUIRED_DIRS = {
+    "src/kerasx/": ".py",
+    "tests/": ".py",
+    "docs/": ".md",
+    "examples/": ".py",
+}
 FORBIDDEN = re.compile(
     r"(__pycache__|\.pyc$|\.pytest_cache|\.ruff_cache|(^|/)\.venv|(^|/)site/"
     r"|(^|/)dist/|(^|/)outputs/|benchmarks/results|\.egg-info|\.ipynb_checkpoints"
@@ -96,9 +101,9 @@ def check_sdist(path: Path, version: str) -> list[str]:
     for required in SDIST_REQUIRED:
         if required not in names:
             problems.append(f"sdist: missing {required}")
-    for directory in SDIST_REQUIRED_DIRS:
-        if not any(n.startswith(directory) and n.endswith(".py") for n in names):
-            problems.append(f"sdist: no Python files under {directory}")
+    for directory, suffix in SDIST_REQUIRED_DIRS.items():
+        if not any(n.startswith(directory) and n.endswith(suffix) for n in names):
+            problems.append(f"sdist: no {suffix} files under {directory}")
     return problems
 
 
