@@ -1,0 +1,312 @@
+"""BatchNormalization followed by an activation, fused into one XLA kernel."""
+
+from __future__ import annotations
+
+import keras
+from keras import constraints, initializers, ops, regularizers
+
+from kerasx import ops as kx_ops
+from kerasx.ops import _reference, _validation
+
+
+def _invalid(name: str, expected: str, value) -> ValueError:
+    return ValueError(
+        f"Invalid value received for argument `{name}`. Expected {expected}. "
+        f"Received: {name}={value!r}"
+    )
+
+
+@keras.saving.register_keras_serializable(package="kerasx")
+class BatchNormActivation(keras.layers.Layer):
+    """Batch normalisation followed by an activation, in one fused kernel.
+
+    Equivalent to ``keras.layers.BatchNormalization`` followed by
+    ``keras.layers.Activation(activation)``, with the same variables (``gamma``,
+    ``beta``, ``moving_mean``, ``moving_variance``: names, shapes, order), so
+    weights transfer both ways with ``get_weights``/``set_weights``.
+
+    In training (``training=True`` and ``trainable``), per channel ``c``::
+
+        mean_c, var_c = batch mean and biased variance (float32, one pass)
+        y = act(gamma_c * (x - mean_c) / sqrt(var_c + epsilon) + beta_c)
+        moving_mean = moving_mean * momentum + mean_c * (1 - momentum)
+        moving_variance = moving_variance * momentum + var_c * (1 - momentum)
+
+    In inference the moving statistics replace the batch ones;
+    ``trainable=False`` means inference mode, as in Keras. On TensorFlow and
+    JAX the training kernel is XLA-compiled with a hand-written closed-form
+    gradient ``dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat))``,
+    ``g = dy * act'(z)``. Callable activations, masks and
+    ``synchronized=True`` use the unfused ``keras.ops`` path (the Keras
+    composition, differentiated by autodiff); so do backends other than TF/JAX
+    (with the same one-pass math).
+
+    Args:
+        activation: Activation name (``"relu"``, ``"relu6"``,
+            ``"leaky_relu"``, ``"elu"``, ``"selu"``, ``"gelu"`` (exact erf),
+            ``"silu"``/``"swish"``, ``"sigmoid"``, ``"tanh"``, ``"softplus"``,
+            ``"linear"``), a Keras activation function, or any callable.
+        axis: Channel axis (any axis of inputs of rank 2 to 5).
+        momentum: Momentum of the moving averages, in ``[0, 1)``.
+        epsilon: Positive float added to the variance.
+        center: Whether to add ``beta``.
+        scale: Whether to multiply by ``gamma``.
+        beta_initializer: Initializer of ``beta``.
+        gamma_initializer: Initializer of ``gamma``.
+        moving_mean_initializer: Initializer of ``moving_mean``.
+        moving_variance_initializer: Initializer of ``moving_variance``.
+        beta_regularizer: Optional regularizer of ``beta``.
+        gamma_regularizer: Optional regularizer of ``gamma``.
+        beta_constraint: Optional constraint of ``beta``.
+        gamma_constraint: Optional constraint of ``gamma``.
+        synchronized: Cross-replica statistics; as in Keras, TensorFlow only.
+            Runs on the unfused ``keras.ops`` path (the fused kernel does not
+            all-reduce yet).
+        memory: ``"recompute"`` (save the input, recompute ``xhat`` in the
+            backward) or ``"invert"`` (save only the output and invert the
+            activation, InPlace-ABN style; only ``leaky_relu``, ``elu``,
+            ``linear``; ``|gamma|`` is floored at ``1e-5`` when inverting, so a
+            zero ``gamma`` gets no gradient in this mode).
+        negative_slope: Slope of ``leaky_relu`` for negative inputs; default
+            0.2 like ``keras.activations.leaky_relu`` (the ``LeakyReLU`` layer
+            defaults to 0.3).
+        **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+        inputs: Floating tensor (float32, float16 or bfloat16) of rank 2-5.
+        training: Whether to use batch statistics and update moving ones.
+        mask: Optional boolean mask of rank ``inputs.ndim - 1`` (as Keras BN:
+            masked positions are excluded from the statistics).
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = BatchNormActivation("relu", epsilon=1e-8)
+    >>> x = np.array([[1.0], [3.0]], "float32")
+    >>> np.round(np.asarray(layer(x, training=True)).ravel(), 4).tolist()
+    [0.0, 1.0]
+    >>> [round(float(v), 4) for v in layer.moving_mean.numpy()]
+    [0.02]
+
+    Reference:
+        Ioffe & Szegedy, "Batch Normalization", ICML 2015;
+        ``keras.layers.BatchNormalization`` (semantics);
+        Rota Bulò et al., "In-Place Activated BatchNorm", CVPR 2018.
+    """
+
+    def __init__(
+        self,
+        activation="relu",
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        moving_mean_initializer="zeros",
+        moving_variance_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        synchronized: bool = False,
+        memory: str = "recompute",
+        negative_slope: float = 0.2,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self._fused_name, self._activation_fn = _validation.resolve_activation(
+            activation
+        )
+        self.activation = activation
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise _invalid("axis", "an integer", axis)
+        if not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
+            raise _invalid("momentum", "a float in [0, 1)", momentum)
+        if not isinstance(epsilon, (int, float)) or not epsilon > 0.0:
+            raise _invalid("epsilon", "a float > 0", epsilon)
+        _validation.check_memory(memory, self._fused_name)
+        _validation.check_negative_slope(negative_slope, self._fused_name, memory)
+        if synchronized and keras.backend.backend() != "tensorflow":
+            raise _invalid(
+                "synchronized",
+                "False on backends other than tensorflow (as Keras BN)",
+                synchronized,
+            )
+        self.axis = axis
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = center
+        self.scale = scale
+        self.synchronized = synchronized
+        self.memory = memory
+        self.negative_slope = float(negative_slope)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.supports_masking = True
+        self.gamma = None
+        self.beta = None
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if not 2 <= rank <= 5:
+            raise _invalid("inputs", "a tensor of rank 2 to 5", input_shape)
+        if not -rank <= self.axis < rank:
+            raise _invalid("axis", f"an integer in [-{rank}, {rank})", self.axis)
+        shape = (input_shape[self.axis],)
+        if self.scale:
+            self.gamma = self.add_weight(
+                shape=shape,
+                name="gamma",
+                initializer=self.gamma_initializer,
+                regularizer=self.gamma_regularizer,
+                constraint=self.gamma_constraint,
+                trainable=True,
+                autocast=False,
+            )
+        if self.center:
+            self.beta = self.add_weight(
+                shape=shape,
+                name="beta",
+                initializer=self.beta_initializer,
+                regularizer=self.beta_regularizer,
+                constraint=self.beta_constraint,
+                trainable=True,
+                autocast=False,
+            )
+        self.moving_mean = self.add_weight(
+            shape=shape,
+            name="moving_mean",
+            initializer=self.moving_mean_initializer,
+            trainable=False,
+            autocast=False,
+        )
+        self.moving_variance = self.add_weight(
+            shape=shape,
+            name="moving_variance",
+            initializer=self.moving_variance_initializer,
+            trainable=False,
+            autocast=False,
+        )
+        self.input_spec = keras.layers.InputSpec(
+            ndim=rank, axes={self.axis: input_shape[self.axis]}
+        )
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def call(self, inputs, training=None, mask=None):
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        if "float" not in dtype:
+            raise _invalid("inputs", "a floating tensor", f"<tensor of {dtype}>")
+        if mask is not None and len(mask.shape) != len(inputs.shape) - 1:
+            raise ValueError(
+                "The mask provided should be one dimension less than the "
+                f"inputs. Received: mask.shape={mask.shape}, "
+                f"inputs.shape={inputs.shape}"
+            )
+        channels = inputs.shape[self.axis]
+        gamma = self.gamma if self.scale else ops.ones((channels,), "float32")
+        beta = self.beta if self.center else ops.zeros((channels,), "float32")
+        gamma = ops.convert_to_tensor(gamma, "float32")
+        beta = ops.convert_to_tensor(beta, "float32")
+        fused = self._fused_name is not None
+        common = dict(axis=self.axis, epsilon=self.epsilon)
+        if not (training and self.trainable):
+            if fused:
+                return kx_ops.batch_norm_activation_inference(
+                    inputs,
+                    self.moving_mean,
+                    self.moving_variance,
+                    gamma,
+                    beta,
+                    activation=self._fused_name,
+                    negative_slope=self.negative_slope,
+                    output_dtype=self.compute_dtype,
+                    **common,
+                )
+            return _reference.normalize_activate(
+                ops.cast(inputs, "float32"),
+                ops.convert_to_tensor(self.moving_mean),
+                ops.convert_to_tensor(self.moving_variance),
+                gamma,
+                beta,
+                activation_fn=self._activation_fn,
+                out_dtype=self.compute_dtype,
+                **common,
+            )
+        if fused and mask is None and not self.synchronized:
+            outputs, mean, variance = kx_ops.batch_norm_activation(
+                inputs,
+                gamma,
+                beta,
+                activation=self._fused_name,
+                negative_slope=self.negative_slope,
+                memory=self.memory,
+                output_dtype=self.compute_dtype,
+                **common,
+            )
+        else:
+            outputs, mean, variance = _reference.batch_norm_activation(
+                inputs,
+                gamma,
+                beta,
+                activation_fn=self._activation_fn,
+                out_dtype=self.compute_dtype,
+                mask=mask,
+                synchronized=self.synchronized,
+                **common,
+            )
+        moving_mean = ops.cast(self.moving_mean, "float32")
+        moving_variance = ops.cast(self.moving_variance, "float32")
+        self.moving_mean.assign(
+            moving_mean * self.momentum + mean * (1.0 - self.momentum)
+        )
+        self.moving_variance.assign(
+            moving_variance * self.momentum + variance * (1.0 - self.momentum)
+        )
+        return outputs
+
+    def get_config(self):
+        activation = self.activation
+        if callable(activation):
+            activation = keras.saving.serialize_keras_object(activation)
+        config = {
+            "activation": activation,
+            "axis": self.axis,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "moving_mean_initializer": initializers.serialize(
+                self.moving_mean_initializer
+            ),
+            "moving_variance_initializer": initializers.serialize(
+                self.moving_variance_initializer
+            ),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
+            "synchronized": self.synchronized,
+            "memory": self.memory,
+            "negative_slope": self.negative_slope,
+        }
+        return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        activation = config.get("activation")
+        if isinstance(activation, dict):
+            config["activation"] = keras.saving.deserialize_keras_object(activation)
+        return cls(**config)

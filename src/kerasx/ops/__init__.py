@@ -1,0 +1,184 @@
+"""Backend kernels: fused BatchNorm + activation.
+
+The backend is picked by ``keras.backend.backend()`` at call time and its
+module is imported lazily, so importing kerasx on JAX never imports
+TensorFlow:
+
+* ``tensorflow``: ``tf.function(jit_compile=True)`` forward and backward tied
+  by ``tf.custom_gradient``;
+* ``jax``: ``jax.custom_vjp`` under ``jax.jit``;
+* any other backend: the same math composed from ``keras.ops`` and
+  differentiated by the backend's autodiff.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import keras
+from keras import ops
+
+from kerasx.ops import _kernel, _validation
+
+__all__ = ["batch_norm_activation", "batch_norm_activation_inference"]
+
+_COMPILED_BACKENDS = {"tensorflow": "_tensorflow", "jax": "_jax"}
+
+
+def _kernels(axis, epsilon, activation, negative_slope, memory, out_dtype):
+    module_name = _COMPILED_BACKENDS.get(keras.backend.backend())
+    static = (axis, float(epsilon), activation, float(negative_slope))
+    if module_name is None:
+        common = dict(
+            axis=axis,
+            epsilon=float(epsilon),
+            activation=activation,
+            negative_slope=float(negative_slope),
+        )
+
+        def train(x, gamma, beta):
+            return _kernel.forward(x, gamma, beta, out_dtype=out_dtype, **common)
+
+        def infer(*args):
+            return _kernel.inference(*args, out_dtype=out_dtype, **common)
+
+        return train, infer
+    module = importlib.import_module(f"kerasx.ops.{module_name}")
+    return module.compiled(*static, memory, out_dtype)
+
+
+def _prepare(x, axis, activation, negative_slope, memory, output_dtype):
+    name, _ = _validation.resolve_activation(activation)
+    if name is None:
+        raise ValueError(
+            "Invalid value received for argument `activation`. Expected the "
+            "name of a fused activation; callables run on the unfused path "
+            f"of `BatchNormActivation`. Received: activation={activation!r}"
+        )
+    _validation.check_memory(memory, name)
+    _validation.check_negative_slope(negative_slope, name, memory)
+    x = ops.convert_to_tensor(x)
+    rank = len(x.shape)
+    if not -rank <= axis < rank:
+        raise ValueError(
+            "Invalid value received for argument `axis`. Expected an integer "
+            f"in [-{rank}, {rank}) for inputs of rank {rank}. Received: axis={axis}"
+        )
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if "float" not in dtype:
+        raise ValueError(
+            "Invalid value received for argument `x`. Expected a floating "
+            f"tensor. Received: x.dtype={dtype}"
+        )
+    return x, name, axis % rank, output_dtype or dtype
+
+
+def batch_norm_activation(
+    x,
+    gamma,
+    beta,
+    *,
+    axis: int = -1,
+    epsilon: float = 1e-3,
+    activation: str = "relu",
+    negative_slope: float = 0.2,
+    memory: str = "recompute",
+    output_dtype: str | None = None,
+):
+    """Training-mode fused batch normalisation followed by an activation.
+
+    Computes ``y = act(gamma * (x - mean) / sqrt(var + epsilon) + beta)`` with
+    the biased batch mean and variance over every axis except ``axis``
+    (one-pass, shifted, in float32) and differentiates it with the closed-form
+    gradient through the batch statistics (see ``kerasx.ops._kernel``).
+
+    Args:
+        x: Floating tensor of rank >= 2.
+        gamma: Per-channel scale, shape ``(C,)``.
+        beta: Per-channel offset, shape ``(C,)``.
+        axis: Channel axis.
+        epsilon: Added to the variance.
+        activation: Name of a fused activation (``relu``, ``relu6``,
+            ``leaky_relu``, ``elu``, ``selu``, ``gelu``, ``silu``/``swish``,
+            ``sigmoid``, ``tanh``, ``softplus``, ``linear``).
+        negative_slope: Slope of ``leaky_relu`` for negative inputs.
+        memory: ``"recompute"`` saves ``x`` for the backward pass;
+            ``"invert"`` saves only ``y`` and inverts the activation.
+        output_dtype: dtype of ``y``; defaults to ``x.dtype``.
+
+    Returns:
+        ``(y, mean, variance)``; the statistics are float32 of shape ``(C,)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [2.0]], "float32")
+    >>> y, mean, variance = batch_norm_activation(
+    ...     x, np.ones(1, "float32"), np.zeros(1, "float32"), epsilon=1e-8)
+    >>> np.round(np.asarray(y).ravel(), 4).tolist(), float(mean[0])
+    ([0.0, 1.0], 1.0)
+
+    Reference:
+        Ioffe & Szegedy, "Batch Normalization", 2015; Rota Bulò et al.,
+        "In-Place Activated BatchNorm", 2018 (invert mode).
+    """
+    x, name, axis, out_dtype = _prepare(
+        x, axis, activation, negative_slope, memory, output_dtype
+    )
+    train, _ = _kernels(axis, epsilon, name, negative_slope, memory, out_dtype)
+    return train(x, ops.convert_to_tensor(gamma), ops.convert_to_tensor(beta))
+
+
+def batch_norm_activation_inference(
+    x,
+    mean,
+    variance,
+    gamma,
+    beta,
+    *,
+    axis: int = -1,
+    epsilon: float = 1e-3,
+    activation: str = "relu",
+    negative_slope: float = 0.2,
+    output_dtype: str | None = None,
+):
+    """Inference-mode fused ``act(gamma * (x - mean) * rsqrt(var + eps) + beta)``.
+
+    Uses the given (moving) statistics; computed as ``act(x * a + b)`` with
+    ``a = gamma * rsqrt(variance + epsilon)`` and ``b = beta - mean * a``,
+    the same expression Keras uses, and differentiated by autodiff.
+
+    Args:
+        x: Floating tensor of rank >= 2.
+        mean: Per-channel mean, shape ``(C,)``.
+        variance: Per-channel variance, shape ``(C,)``.
+        gamma: Per-channel scale.
+        beta: Per-channel offset.
+        axis: Channel axis.
+        epsilon: Added to the variance.
+        activation: Name of a fused activation.
+        negative_slope: Slope of ``leaky_relu`` for negative inputs.
+        output_dtype: dtype of the result; defaults to ``x.dtype``.
+
+    Returns:
+        The activated, normalised tensor.
+
+    Example:
+
+    >>> import numpy as np
+    >>> y = batch_norm_activation_inference(
+    ...     np.array([[3.0]], "float32"), np.ones(1, "float32"),
+    ...     np.full(1, 4.0, "float32"), np.ones(1, "float32"),
+    ...     np.zeros(1, "float32"), epsilon=1e-8, activation="linear")
+    >>> round(float(y[0, 0]), 4)
+    1.0
+
+    Reference:
+        Ioffe & Szegedy, "Batch Normalization", 2015.
+    """
+    x, name, axis, out_dtype = _prepare(
+        x, axis, activation, negative_slope, "recompute", output_dtype
+    )
+    _, infer = _kernels(axis, epsilon, name, negative_slope, "recompute", out_dtype)
+    tensors = [ops.convert_to_tensor(t) for t in (mean, variance, gamma, beta)]
+    return infer(x, *tensors)

@@ -1,0 +1,52 @@
+"""JAX kernel: ``jax.custom_vjp`` around the shared math, under ``jax.jit``.
+
+The residuals are the saved tensor (``x`` for recompute, the output ``y`` in
+its own dtype for invert) plus per-channel vectors, so invert mode does not
+keep a float32 copy of a bfloat16 activation alive.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+
+from kerasx.ops import _kernel
+
+
+@functools.cache
+def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
+    """Returns ``(train, infer)`` jitted callables for one static configuration."""
+    static = dict(
+        axis=axis, epsilon=epsilon, activation=activation, negative_slope=negative_slope
+    )
+    forward = functools.partial(_kernel.forward, out_dtype=out_dtype, **static)
+
+    @jax.custom_vjp
+    def train(x, gamma, beta):
+        return forward(x, gamma, beta)
+
+    def train_fwd(x, gamma, beta):
+        y, mean, variance = forward(x, gamma, beta)
+        saved = y if memory == "invert" else x
+        return (y, mean, variance), (saved, gamma, beta, mean, variance)
+
+    def train_bwd(residuals, cotangents):
+        saved, gamma, beta, mean, variance = residuals
+        dy, dmean, dvariance = cotangents
+        return _kernel.backward(
+            saved,
+            gamma,
+            beta,
+            mean,
+            variance,
+            dy,
+            dmean,
+            dvariance,
+            memory=memory,
+            **static,
+        )
+
+    train.defvjp(train_fwd, train_bwd)
+    infer = functools.partial(_kernel.inference, out_dtype=out_dtype, **static)
+    return jax.jit(train), jax.jit(infer)

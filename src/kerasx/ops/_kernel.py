@@ -1,0 +1,164 @@
+"""Backend-neutral math of the fused BatchNorm + activation kernel.
+
+Written with ``keras.ops`` and traced once per shape by the backend modules,
+which wrap :func:`forward` and :func:`backward` in a custom gradient and an
+XLA-compiled function. Nothing here runs eagerly op by op on TF or JAX.
+
+Per channel, with ``N`` elements ``x_i``:
+
+* statistics, one pass, shifted by the first element ``k`` of the channel::
+
+      d_i = x_i - k,  mean = k + sum(d)/N,  var = sum(d^2)/N - (sum(d)/N)^2
+
+* forward: ``xhat = (x - mean) * rstd``, ``rstd = 1/sqrt(var + eps)``,
+  ``z = gamma * xhat + beta``, ``y = act(z)``;
+* backward, with ``g = dy * act'(z)``::
+
+      dbeta = sum(g),  dgamma = sum(g * xhat)
+      dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat))
+           + dmean / N + 2 * dvar * (x - mean) / N
+
+  The last line carries cotangents of the returned statistics (zero when only
+  the moving averages consume them).
+"""
+
+from __future__ import annotations
+
+import math
+
+from keras import ops
+
+from kerasx.ops import _activations
+
+# Invert mode divides by gamma to recover xhat; this floor keeps a zero
+# gamma finite (see docs/batch_norm_activation.md, "Memory modes").
+GAMMA_FLOOR = 1e-5
+
+
+def channel_view(x, axis: int):
+    """Reshapes ``x`` to ``(outer, C)`` or ``(outer, C, inner)``.
+
+    A 2-D view makes the channels-last reduction a single-axis reduction,
+    which XLA on CPU handles much better than a multi-axis one.
+
+    Returns:
+        ``(view, reduce_axes, stat_shape)``.
+    """
+    rank = len(x.shape)
+    axis = axis % rank
+    channels = x.shape[axis]
+    inner = math.prod(x.shape[axis + 1 :])
+    if inner == 1:
+        return ops.reshape(x, (-1, channels)), (0,), (1, channels)
+    return ops.reshape(x, (-1, channels, inner)), (0, 2), (1, channels, 1)
+
+
+def _first_element(view):
+    if len(view.shape) == 2:
+        return view[:1]
+    return view[:1, :, :1]
+
+
+def forward(x, gamma, beta, *, axis, epsilon, activation, negative_slope, out_dtype):
+    """Training forward: returns ``(y, mean, variance)``; stats are float32."""
+    spec = _activations.get(activation)
+    view, reduce_axes, stat_shape = channel_view(x, axis)
+    xf = ops.cast(view, "float32")
+    shift = ops.stop_gradient(_first_element(xf))
+    shifted = xf - shift
+    s1 = ops.mean(shifted, axis=reduce_axes, keepdims=True)
+    s2 = ops.mean(ops.square(shifted), axis=reduce_axes, keepdims=True)
+    mean = shift + s1
+    variance = ops.maximum(s2 - ops.square(s1), 0.0)
+    rstd = ops.rsqrt(variance + epsilon)
+    scale = ops.reshape(gamma, stat_shape) * rstd
+    z = (xf - mean) * scale + ops.reshape(beta, stat_shape)
+    y = ops.cast(spec.forward(z, negative_slope), out_dtype)
+    y = ops.reshape(y, ops.shape(x))
+    return y, ops.reshape(mean, (-1,)), ops.reshape(variance, (-1,))
+
+
+def backward(
+    saved,
+    gamma,
+    beta,
+    mean,
+    variance,
+    dy,
+    dmean,
+    dvariance,
+    *,
+    axis,
+    epsilon,
+    activation,
+    negative_slope,
+    memory,
+):
+    """Closed-form backward; ``saved`` is ``x`` (recompute) or ``y`` (invert).
+
+    Returns ``(dx, dgamma, dbeta)`` with ``dx`` in ``saved.dtype``.
+    """
+    spec = _activations.get(activation)
+    view, reduce_axes, stat_shape = channel_view(saved, axis)
+    dy_view = ops.cast(channel_view(dy, axis)[0], "float32")
+    gamma_b = ops.reshape(ops.cast(gamma, "float32"), stat_shape)
+    beta_b = ops.reshape(ops.cast(beta, "float32"), stat_shape)
+    mean_b = ops.reshape(mean, stat_shape)
+    rstd = ops.rsqrt(ops.reshape(variance, stat_shape) + epsilon)
+    saved_f = ops.cast(view, "float32")
+    if memory == "invert":
+        z = spec.inverse(saved_f, negative_slope)
+        g = dy_view * spec.derivative_from_output(saved_f, negative_slope)
+        safe_gamma = ops.where(
+            gamma_b < 0.0,
+            ops.minimum(gamma_b, -GAMMA_FLOOR),
+            ops.maximum(gamma_b, GAMMA_FLOOR),
+        )
+        xhat = (z - beta_b) / safe_gamma
+    else:
+        xhat = (saved_f - mean_b) * rstd
+        z = gamma_b * xhat + beta_b
+        g = dy_view * spec.derivative(z, negative_slope)
+    mean_g = ops.mean(g, axis=reduce_axes, keepdims=True)
+    mean_gx = ops.mean(g * xhat, axis=reduce_axes, keepdims=True)
+    dx = gamma_b * rstd * (g - mean_g - xhat * mean_gx)
+    if dmean is not None or dvariance is not None:
+        count = ops.cast(ops.size(g), "float32") / float(gamma.shape[0])
+        if dmean is not None:
+            dx = dx + ops.reshape(ops.cast(dmean, "float32"), stat_shape) / count
+        if dvariance is not None:
+            centred = xhat / rstd
+            dvar_b = ops.reshape(ops.cast(dvariance, "float32"), stat_shape)
+            dx = dx + 2.0 * dvar_b * centred / count
+    count = ops.cast(ops.size(g), "float32") / float(gamma.shape[0])
+    dgamma = ops.reshape(mean_gx * count, (-1,))
+    dbeta = ops.reshape(mean_g * count, (-1,))
+    dx = ops.reshape(ops.cast(dx, saved.dtype), ops.shape(saved))
+    return dx, ops.cast(dgamma, gamma.dtype), ops.cast(dbeta, beta.dtype)
+
+
+def inference(
+    x,
+    mean,
+    variance,
+    gamma,
+    beta,
+    *,
+    axis,
+    epsilon,
+    activation,
+    negative_slope,
+    out_dtype,
+):
+    """Inference: ``act(x * a + b)`` with per-channel ``a``, ``b`` (as Keras)."""
+    spec = _activations.get(activation)
+    view, _, stat_shape = channel_view(x, axis)
+    inv = ops.rsqrt(ops.cast(variance, "float32") + epsilon) * ops.cast(
+        gamma, "float32"
+    )
+    offset = ops.cast(beta, "float32") - ops.cast(mean, "float32") * inv
+    z = ops.cast(view, "float32") * ops.reshape(inv, stat_shape) + ops.reshape(
+        offset, stat_shape
+    )
+    y = ops.cast(spec.forward(z, negative_slope), out_dtype)
+    return ops.reshape(y, ops.shape(x))
