@@ -9,10 +9,11 @@ import keras
 import numpy as np
 import pytest
 
+from kerasx import _dataset_formats as formats
 from kerasx import datasets
 from kerasx.datasets import load_data, read_idx
 
-IDX_NAMES = datasets._IDX_FILES
+IDX_NAMES = formats.IDX_FILES
 
 
 def write_idx(path: Path, array: np.ndarray, *, compress: bool = True) -> None:
@@ -61,7 +62,7 @@ def make_cifar(root: Path, per_batch: int = 2, seed: int = 0) -> dict[str, tuple
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     content = {}
-    for name in datasets._CIFAR_BATCHES:
+    for name in formats.CIFAR_BATCHES:
         images = rng.integers(0, 256, (per_batch, 3, 32, 32), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 10, per_batch)]
         (root / name).write_bytes(cifar_batch_bytes(images, labels))
@@ -273,7 +274,7 @@ def test_falls_back_to_keras_download(isolated, monkeypatch):
 
 
 @pytest.mark.skipif(
-    not datasets._has_idx_files(Path("/usr/share/datasets/fashion-mnist")),
+    not formats.has_idx_files(Path("/usr/share/datasets/fashion-mnist")),
     reason="Debian package dataset-fashion-mnist is not installed",
 )
 def test_real_fashion_mnist():
