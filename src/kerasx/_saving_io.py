@@ -1,0 +1,186 @@
+"""Private helpers of `kerasx.saving`: atomic writes and checked loading.
+
+Kept apart from the public module so that `kerasx/saving.py` holds only the
+four public functions and their documentation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import keras
+
+
+@contextlib.contextmanager
+def atomic_targets(targets: Sequence[tuple[str, str]]) -> Iterator[list[str]]:
+    """Yields temp paths to write; on success moves each onto its target.
+
+    `targets` holds `(final_path, suffix)` pairs. Each temp file lives in the
+    final file's directory (so `os.replace` is an atomic rename on the same
+    file system) and ends in `suffix`, because Keras picks the format from the
+    suffix. If the body raises, the temp files are deleted and the final files
+    are untouched. The replacements happen in order, after every temp file has
+    been written and flushed to disk.
+    """
+    temps = []
+    for final_path, suffix in targets:
+        directory, base = os.path.split(os.path.abspath(final_path))
+        token = secrets.token_hex(4)
+        temps.append(os.path.join(directory, f".{base}.tmp-{token}{suffix}"))
+    try:
+        yield temps
+        for temp in temps:
+            _fsync(temp)
+        for temp, (final_path, _) in zip(temps, targets, strict=True):
+            os.replace(temp, final_path)
+    finally:
+        for temp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temp)
+    _fsync_directory(os.path.dirname(os.path.abspath(targets[0][0])))
+
+
+def _fsync(path: str) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_directory(directory: str) -> None:
+    # Makes the renames durable on POSIX; directories cannot be opened on Windows.
+    if os.name == "posix":
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def corrupt_file_error(path: str, kind: str, cause: Any = None) -> ValueError:
+    detail = f" ({cause})" if cause else ""
+    return ValueError(
+        f"Cannot read '{path}': it is not a valid {kind} file; it may be "
+        f"truncated or corrupt{detail}."
+    )
+
+
+def _snake_case(name: str) -> str:
+    # Mirrors `keras.src.utils.naming.to_snake_case`, which names the entries
+    # of a model's `layers` list in weights files.
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _read_weight_groups(path: str) -> dict[str, tuple[str, list[tuple]]]:
+    """`{group path: (layer name, [variable shapes])}` of a `.weights.h5`."""
+    import h5py
+
+    groups: dict[str, tuple[str, list[tuple]]] = {}
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            group, _, _ = name.rpartition("/vars/")
+            layer_name = str(obj.parent.attrs.get("name", group))
+            groups.setdefault(group, (layer_name, []))[1].append(tuple(obj.shape))
+
+    with h5py.File(path, "r") as handle:
+        handle.visititems(visit)
+    return groups
+
+
+def _describe_mismatch(model: keras.Model, groups: dict) -> str | None:
+    """Names the first model layer whose variables differ from the file's."""
+    if not any(group.startswith("layers/") for group in groups):
+        return None  # Not a Functional/Sequential file layout.
+    used: dict[str, int] = {}
+    for layer in model.layers:
+        key = _snake_case(type(layer).__name__)
+        if key in used:
+            used[key] += 1
+            path = f"layers/{key}_{used[key]}"
+        else:
+            used[key] = 0
+            path = f"layers/{key}"
+        expected = [tuple(weight.shape) for weight in layer.weights]
+        found = [
+            shape
+            for group, (_, shapes) in sorted(groups.items())
+            if group == path or group.startswith(f"{path}/")
+            for shape in shapes
+        ]
+        if sorted(expected) != sorted(found):
+            return (
+                f"layer '{layer.name}' ({type(layer).__name__}) has variable "
+                f"shapes {expected}, but the file has {found} at '{path}'"
+            )
+    return None
+
+
+def load_weights_checked(model: keras.Model, path: str) -> None:
+    """`model.load_weights(path)`, all-or-nothing, with a clear mismatch error."""
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        raise corrupt_file_error(path, "HDF5 weights")
+    try:
+        groups = _read_weight_groups(path)
+    except OSError as error:
+        raise corrupt_file_error(path, "HDF5 weights", error) from error
+    model_groups = {
+        group: entry
+        for group, entry in groups.items()
+        if group.split("/")[0] != "optimizer"
+    }
+    n_file = sum(len(shapes) for _, shapes in model_groups.values())
+    variables = list(model.weights)
+    if getattr(model, "optimizer", None) is not None:
+        variables += list(model.optimizer.variables)
+    snapshot = [(variable, variable.numpy()) for variable in variables]
+    try:
+        model.load_weights(path)
+        if n_file > len(model.weights):
+            model_names = {layer.name for layer in model.layers}
+            extra = sorted({name for name, _ in model_groups.values()} - model_names)
+            raise ValueError(
+                f"the file holds {n_file} model variables but the model has "
+                f"{len(model.weights)}; it was saved from a larger model "
+                f"(layers in the file that the model lacks: {extra})"
+            )
+    except Exception as error:
+        for variable, value in snapshot:
+            variable.assign(value)
+        detail = _describe_mismatch(model, model_groups) or str(error)
+        raise ValueError(
+            f"The weights in '{path}' do not match the model "
+            f"'{model.name}': {detail}. The model's weights were left unchanged."
+        ) from error
+
+
+_CORRUPT_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+
+
+def load_whole_model(
+    path: str, fmt: str, custom_objects: Any, safe_mode: bool, compile: bool
+) -> keras.Model:
+    """`keras.saving.load_model` with a clear error for a corrupt file."""
+    import h5py
+
+    kind = "Keras (.keras zip archive)" if fmt == "keras" else "HDF5 model"
+    is_valid = zipfile.is_zipfile(path) if fmt == "keras" else h5py.is_hdf5(path)
+    if not is_valid:
+        raise corrupt_file_error(path, kind)
+    try:
+        return keras.saving.load_model(
+            path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
+        )
+    except PermissionError:
+        raise
+    except _CORRUPT_ERRORS as error:
+        raise corrupt_file_error(path, kind, error) from error
