@@ -1,0 +1,152 @@
+"""The compiled part of `mc_predict`: many MC samples per call, reduced in-graph.
+
+A `_Sampler` wraps the user's model. One `predict_on_batch` call tiles a chunk
+of `rows` inputs `samples_per_call` times along the batch axis, runs the model
+once in inference mode (MC layers still draw a fresh mask for every row, so
+every tile is an independent sample while BatchNormalization uses its moving
+statistics) and returns per-row sufficient statistics instead of the samples:
+the shifted mean and sum of squared deviations (merged on the host with Chan's
+parallel Welford update), the summed entropy and the argmax votes. Memory is
+therefore `O(rows * samples_per_call)` per call, whatever `n_samples` is.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import weakref
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerasx.layers.mc_dropout import MC_TO_KERAS
+
+#: Activations allowed per compiled call (bytes); a CPU-friendly default that
+#: keeps the tiled batch in cache-sized pieces without many tiny calls.
+DEFAULT_MEMORY_BUDGET = 64 * 2**20
+
+# Compiled samplers are expensive to trace (~0.1-1 s) and cheap to reuse, so
+# the last few are kept. Each holds its model, so the cache is small and keyed
+# by a weak reference check to never serve a sampler for a recycled `id`.
+_CACHE_SIZE = 4
+_cache: collections.OrderedDict = collections.OrderedDict()
+
+
+class _Sampler(keras.Model):
+    """Maps a chunk of inputs to per-row Monte Carlo statistics."""
+
+    def __init__(self, model, samples_per_call, classification, return_samples):
+        super().__init__(name="kerasx_mc_sampler")
+        self.inner = model
+        self.samples_per_call = samples_per_call
+        self.classification = classification
+        self.return_samples = return_samples
+
+    def call(self, inputs):
+        k = self.samples_per_call
+        tiled = keras.tree.map_structure(
+            lambda t: ops.tile(t, [k] + [1] * (len(t.shape) - 1)), inputs
+        )
+        outputs = ops.cast(self.inner(tiled, training=False), "float32")
+        samples = ops.reshape(outputs, (k, -1, *outputs.shape[1:]))
+        # Deviations from the first sample: exact zeros (mean equal to every
+        # sample, M2 = 0) for a deterministic model, and a stable M2 otherwise.
+        first = samples[0]
+        shifted = samples - first
+        mean_shift = ops.mean(shifted, axis=0)
+        stats = {
+            "mean": first + mean_shift,
+            "m2": ops.sum(ops.square(shifted - mean_shift), axis=0),
+        }
+        if self.classification:
+            probs = samples
+            if samples.shape[-1] == 1:
+                probs = ops.concatenate([1.0 - samples, samples], axis=-1)
+            log_probs = ops.log(ops.maximum(probs, 1e-30))
+            entropy = -ops.sum(probs * log_probs, axis=-1)
+            stats["entropy_sum"] = ops.sum(entropy, axis=0)
+            votes = ops.one_hot(ops.argmax(probs, axis=-1), probs.shape[-1])
+            stats["votes"] = ops.sum(votes, axis=0)
+            stats["min"] = ops.min(probs, axis=(0, -1))
+            stats["max"] = ops.max(probs, axis=(0, -1))
+            stats["sum_error"] = ops.max(ops.abs(ops.sum(probs, axis=-1) - 1.0), axis=0)
+        if self.return_samples:
+            stats["samples"] = samples
+        return stats
+
+
+def get_sampler(model, samples_per_call, classification, return_samples):
+    """A cached `_Sampler` for this model and configuration."""
+    key = (id(model), samples_per_call, classification, return_samples)
+    entry = _cache.get(key)
+    if entry is not None and entry[0]() is model:
+        _cache.move_to_end(key)
+        return entry[1]
+    sampler = _Sampler(model, samples_per_call, classification, return_samples)
+    _cache[key] = (weakref.ref(model), sampler)
+    while len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+    return sampler
+
+
+def stochastic_layers(model):
+    """The MC layers of `model` (nested ones included) that inject noise."""
+    layers = []
+    for layer in model._flatten_layers(include_self=False):
+        if type(layer) in MC_TO_KERAS:
+            strength = getattr(layer, "rate", getattr(layer, "stddev", 0.0))
+            if strength > 0:
+                layers.append(layer)
+    return layers
+
+
+def samples_must_be_separate(layers):
+    """Whether a layer's mask is shared across the batch (fixed batch dim).
+
+    Tiled copies would then share one mask, so each call draws one sample.
+    """
+    for layer in layers:
+        noise_shape = getattr(layer, "noise_shape", None)
+        if noise_shape is not None and noise_shape[0] is not None:
+            return True
+    return False
+
+
+def bytes_per_row(model, leaves):
+    """Rough float32 activation footprint of one input row through `model`."""
+    elements = sum(math.prod(leaf.shape[1:]) for leaf in leaves)
+    for layer in model._flatten_layers(include_self=False):
+        try:
+            outputs = keras.tree.flatten(layer.output)
+        except (AttributeError, ValueError):
+            continue  # Layer without a unique functional output.
+        for tensor in outputs:
+            elements += math.prod(d or 1 for d in tensor.shape[1:])
+    # x2: an op's input and output are alive at the same time.
+    return 2 * 4 * max(elements, 1)
+
+
+def plan_chunks(n_rows, n_samples, batch_size, row_bytes, budget, separate):
+    """Returns `(rows per call, samples per call)` within the memory budget."""
+    rows_budget = max(1, budget // row_bytes)
+    if separate:
+        return min(n_rows, batch_size or rows_budget), 1
+    if batch_size is None:
+        samples_per_call = min(n_samples, rows_budget)
+        rows = min(n_rows, max(1, rows_budget // samples_per_call))
+        return rows, samples_per_call
+    rows = min(n_rows, batch_size)
+    return rows, max(1, min(n_samples, rows_budget // rows))
+
+
+def seed_states(model):
+    """The `SeedGenerator` state variables of `model` (nested ones included)."""
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
+def reseed(variables, seed):
+    """Sets each seed state to an independent stream derived from `seed`."""
+    for index, variable in enumerate(variables):
+        stream = np.random.default_rng([seed, index]).integers(1, 2**31 - 1)
+        variable.assign(np.array([stream, 0], dtype=variable.dtype))

@@ -1,0 +1,134 @@
+"""Monte Carlo dropout and predictive uncertainty.
+
+`to_mc` turns the dropout-family layers of a trained model into their
+always-stochastic MC twins (sharing every weight), `mc_predict` averages many
+stochastic forward passes into an `MCResult` with uncertainty measures, and
+the calibration metrics score the resulting probabilities.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from kerasx._calibration import (
+    brier_score,
+    expected_calibration_error,
+    negative_log_likelihood,
+)
+from kerasx._mc_predict import MCResult, mc_predict
+from kerasx._rewrite import rewrite_model
+from kerasx.layers.mc_dropout import KERAS_TO_MC, MC_TO_KERAS
+
+__all__ = [
+    "MCResult",
+    "brier_score",
+    "expected_calibration_error",
+    "from_mc",
+    "mc_predict",
+    "negative_log_likelihood",
+    "to_mc",
+]
+
+
+def _mapping_rule(mapping: dict[type, type]):
+    watched = tuple(mapping)
+
+    def rule(layer, context):
+        target = mapping.get(type(layer))
+        if target is not None:
+            return target.from_config(layer.get_config())
+        if not isinstance(layer, keras.Model):
+            # A custom layer holding dropout sublayers cannot be rebuilt by a
+            # graph rewrite; silently leaving them deterministic would be wrong.
+            hidden = [
+                inner.name
+                for inner in layer._flatten_layers(include_self=False)
+                if type(inner) in watched
+            ]
+            if hidden:
+                raise ValueError(
+                    f"Layer '{layer.name}' ({type(layer).__name__}) contains "
+                    f"layers {hidden} that would need converting, but it is a "
+                    "custom layer that cannot be rebuilt. Build it with the "
+                    "kerasx.layers MC twins directly, or make it a Functional "
+                    "submodel."
+                )
+        return None
+
+    return rule
+
+
+def _check_model(model):
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            "Invalid value received for argument `model`. Expected a "
+            f"Sequential or Functional keras.Model. Received: model={model!r}"
+        )
+
+
+def to_mc(model: keras.Model) -> keras.Model:
+    """Returns a Monte Carlo dropout version of `model` sharing its weights.
+
+    Every `Dropout`, `AlphaDropout`, `GaussianDropout`, `GaussianNoise` and
+    `SpatialDropout1D/2D/3D` is replaced by its `kerasx.layers.MC*` twin with
+    the same config; the match is by exact type, so a `SpatialDropout2D`
+    becomes `MCSpatialDropout2D` (not `MCDropout`) and subclasses of these
+    layers are left alone. Every other layer, BatchNormalization included, is
+    the very same object, so the two models share their weights (training one
+    trains the other) and the new model's BatchNormalization stays in
+    inference mode in `predict`, unlike the `model(x, training=True)` recipe.
+    Nested Sequential/Functional models are converted recursively. The
+    original model is not modified, and the result is not compiled.
+
+    Args:
+        model: A Sequential or Functional model.
+
+    Returns:
+        A new model of the same kind whose dropout layers are always active.
+
+    Raises:
+        ValueError: If `model` (or a nested model) is a subclassed Model, or a
+            custom layer hides dropout layers that cannot be replaced.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+    ...     keras.layers.Dropout(0.5), keras.layers.Dense(2)])
+    >>> mc_model = to_mc(model)
+    >>> type(mc_model.layers[1]).__name__, mc_model.layers[0] is model.layers[0]
+    ('MCDropout', True)
+
+    Reference:
+        Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016.
+    """
+    _check_model(model)
+    return rewrite_model(model, _mapping_rule(KERAS_TO_MC))
+
+
+def from_mc(model: keras.Model) -> keras.Model:
+    """Inverse of `to_mc`: MC layers back to the Keras layers, weights shared.
+
+    Each `kerasx.layers.MC*` layer is replaced (by exact type) by the Keras
+    layer it twins, with the same config; every other layer is kept as is.
+
+    Args:
+        model: A Sequential or Functional model.
+
+    Returns:
+        A new model whose dropout layers are active only in training.
+
+    Raises:
+        ValueError: As `to_mc`.
+
+    Example:
+
+    >>> from kerasx.layers import MCDropout
+    >>> model = keras.Sequential([keras.Input((4,)), MCDropout(0.5)])
+    >>> type(from_mc(model).layers[0]).__name__
+    'Dropout'
+
+    Reference:
+        Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016.
+    """
+    _check_model(model)
+    return rewrite_model(model, _mapping_rule(MC_TO_KERAS))
