@@ -20,26 +20,24 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
     static = dict(
         axis=axis, epsilon=epsilon, activation=activation, negative_slope=negative_slope
     )
-    forward = functools.partial(_kernel.forward, out_dtype=out_dtype, **static)
+    forward = functools.partial(
+        _kernel.forward_with_residuals, out_dtype=out_dtype, **static
+    )
 
     @jax.custom_vjp
     def train(x, gamma, beta):
-        return forward(x, gamma, beta)
+        return forward(x, gamma, beta)[:3]
 
     def train_fwd(x, gamma, beta):
-        y, mean, variance = forward(x, gamma, beta)
+        y, mean, variance, shift, offset = forward(x, gamma, beta)
         saved = y if memory == "invert" else x
-        return (y, mean, variance), (saved, gamma, beta, mean, variance)
+        residuals = (saved, gamma, beta, shift, offset, variance)
+        return (y, mean, variance), residuals
 
     def train_bwd(residuals, cotangents):
-        saved, gamma, beta, mean, variance = residuals
         dy, dmean, dvariance = cotangents
         return _kernel.backward(
-            saved,
-            gamma,
-            beta,
-            mean,
-            variance,
+            *residuals,
             dy,
             dmean,
             dvariance,

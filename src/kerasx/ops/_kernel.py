@@ -59,30 +59,44 @@ def _first_element(view):
     return view[:1, :, :1]
 
 
-def forward(x, gamma, beta, *, axis, epsilon, activation, negative_slope, out_dtype):
-    """Training forward: returns ``(y, mean, variance)``; stats are float32."""
+def forward_with_residuals(
+    x, gamma, beta, *, axis, epsilon, activation, negative_slope, out_dtype
+):
+    """Training forward: ``(y, mean, variance, shift, offset)``.
+
+    ``mean = shift + offset`` is rounded to float32; the backward pass uses
+    ``(x - shift) - offset`` instead, which stays exact when ``|mean|`` is
+    large compared with the spread (e.g. mean 1e4, unit variance).
+    """
     spec = _activations.get(activation)
     view, reduce_axes, stat_shape = channel_view(x, axis)
     xf = ops.cast(view, "float32")
     shift = ops.stop_gradient(_first_element(xf))
     shifted = xf - shift
-    s1 = ops.mean(shifted, axis=reduce_axes, keepdims=True)
+    offset = ops.mean(shifted, axis=reduce_axes, keepdims=True)
     s2 = ops.mean(ops.square(shifted), axis=reduce_axes, keepdims=True)
-    mean = shift + s1
-    variance = ops.maximum(s2 - ops.square(s1), 0.0)
+    variance = ops.maximum(s2 - ops.square(offset), 0.0)
     rstd = ops.rsqrt(variance + epsilon)
     scale = ops.reshape(gamma, stat_shape) * rstd
-    z = (xf - mean) * scale + ops.reshape(beta, stat_shape)
+    z = (shifted - offset) * scale + ops.reshape(beta, stat_shape)
     y = ops.cast(spec.forward(z, negative_slope), out_dtype)
     y = ops.reshape(y, ops.shape(x))
-    return y, ops.reshape(mean, (-1,)), ops.reshape(variance, (-1,))
+    mean = ops.reshape(shift + offset, (-1,))
+    flat = [ops.reshape(t, (-1,)) for t in (variance, shift, offset)]
+    return y, mean, *flat
+
+
+def forward(x, gamma, beta, **kwargs):
+    """Training forward: ``(y, mean, variance)``; statistics are float32."""
+    return forward_with_residuals(x, gamma, beta, **kwargs)[:3]
 
 
 def backward(
     saved,
     gamma,
     beta,
-    mean,
+    shift,
+    offset,
     variance,
     dy,
     dmean,
@@ -96,6 +110,8 @@ def backward(
 ):
     """Closed-form backward; ``saved`` is ``x`` (recompute) or ``y`` (invert).
 
+    ``shift`` and ``offset`` come from :func:`forward_with_residuals`.
+
     Returns ``(dx, dgamma, dbeta)`` with ``dx`` in ``saved.dtype``.
     """
     spec = _activations.get(activation)
@@ -103,7 +119,6 @@ def backward(
     dy_view = ops.cast(channel_view(dy, axis)[0], "float32")
     gamma_b = ops.reshape(ops.cast(gamma, "float32"), stat_shape)
     beta_b = ops.reshape(ops.cast(beta, "float32"), stat_shape)
-    mean_b = ops.reshape(mean, stat_shape)
     rstd = ops.rsqrt(ops.reshape(variance, stat_shape) + epsilon)
     saved_f = ops.cast(view, "float32")
     if memory == "invert":
@@ -116,21 +131,21 @@ def backward(
         )
         xhat = (z - beta_b) / safe_gamma
     else:
-        xhat = (saved_f - mean_b) * rstd
+        shift_b = ops.reshape(shift, stat_shape)
+        xhat = ((saved_f - shift_b) - ops.reshape(offset, stat_shape)) * rstd
         z = gamma_b * xhat + beta_b
         g = dy_view * spec.derivative(z, negative_slope)
     mean_g = ops.mean(g, axis=reduce_axes, keepdims=True)
     mean_gx = ops.mean(g * xhat, axis=reduce_axes, keepdims=True)
     dx = gamma_b * rstd * (g - mean_g - xhat * mean_gx)
+    count = ops.cast(ops.size(g), "float32") / float(gamma.shape[0])
     if dmean is not None or dvariance is not None:
-        count = ops.cast(ops.size(g), "float32") / float(gamma.shape[0])
         if dmean is not None:
             dx = dx + ops.reshape(ops.cast(dmean, "float32"), stat_shape) / count
         if dvariance is not None:
             centred = xhat / rstd
             dvar_b = ops.reshape(ops.cast(dvariance, "float32"), stat_shape)
             dx = dx + 2.0 * dvar_b * centred / count
-    count = ops.cast(ops.size(g), "float32") / float(gamma.shape[0])
     dgamma = ops.reshape(mean_gx * count, (-1,))
     dbeta = ops.reshape(mean_g * count, (-1,))
     dx = ops.reshape(ops.cast(dx, saved.dtype), ops.shape(saved))

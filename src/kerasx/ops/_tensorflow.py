@@ -21,7 +21,9 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
         axis=axis, epsilon=epsilon, activation=activation, negative_slope=negative_slope
     )
     forward = tf.function(
-        functools.partial(_kernel.forward, out_dtype=out_dtype, **static),
+        functools.partial(
+            _kernel.forward_with_residuals, out_dtype=out_dtype, **static
+        ),
         jit_compile=True,
         autograph=False,
     )
@@ -38,7 +40,7 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
 
     @tf.custom_gradient
     def train(x, gamma, beta):
-        y, mean, variance = forward(x, gamma, beta)
+        y, mean, variance, shift, offset = forward(x, gamma, beta)
         saved = y if memory == "invert" else x
 
         def grad(dy, dmean, dvariance):
@@ -46,7 +48,9 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
                 dmean = tf.zeros_like(mean)
             if dvariance is None:
                 dvariance = tf.zeros_like(variance)
-            return backward(saved, gamma, beta, mean, variance, dy, dmean, dvariance)
+            return backward(
+                saved, gamma, beta, shift, offset, variance, dy, dmean, dvariance
+            )
 
         return (y, mean, variance), grad
 

@@ -1,0 +1,180 @@
+"""Numerical tests of the fused kernel against a float64 NumPy reference.
+
+Tolerances: float32 kernels vs float64 finite differences agree to a few
+float32 ulps times the reduction length; we use ``rtol=2e-4`` on values of
+order one plus ``atol=2e-5 * max|grad|`` for entries that cancel to ~0
+(finite differences themselves are accurate to ~1e-9 here).
+"""
+
+from __future__ import annotations
+
+import bna_reference as ref
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from kerasx.ops import batch_norm_activation, batch_norm_activation_inference
+
+ALL_ACTIVATIONS = sorted(ref.ACTIVATIONS)
+
+
+def _assert_grads_close(actual, expected):
+    for got, want in zip(actual, expected, strict=True):
+        got = keras.ops.convert_to_numpy(got).astype(np.float64)
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5 * scale)
+
+
+def _fused_grads(x, gamma, beta, dy, **kwargs):
+    def loss(x, gamma, beta):
+        y = batch_norm_activation(x, gamma, beta, **kwargs)[0]
+        return ops.sum(ops.cast(y, "float32") * dy)
+
+    return ref.autodiff(loss, x, gamma, beta)[1]
+
+
+def _inputs(rng, shape=(6, 3), axis=-1):
+    channels = shape[axis]
+    x = rng.normal(0.5, 2.0, size=shape).astype("float32")
+    gamma = rng.uniform(0.5, 1.5, size=channels).astype("float32")
+    beta = rng.uniform(-0.5, 0.5, size=channels).astype("float32")
+    dy = rng.normal(size=shape).astype("float32")
+    return x, gamma, beta, dy
+
+
+@pytest.mark.parametrize("activation", ALL_ACTIVATIONS)
+def test_forward_and_statistics_match_float64(rng, activation):
+    x, gamma, beta, _ = _inputs(rng, (32, 5))
+    y, mean, variance = batch_norm_activation(x, gamma, beta, activation=activation)
+    y_ref, mean_ref, var_ref = ref.forward(x, gamma, beta, activation=activation)
+    np.testing.assert_allclose(ops.convert_to_numpy(y), y_ref, rtol=1e-5, atol=1e-6)
+    # float32 sums of N=32 terms: error bound ~N * 6e-8 = 2e-6 relative.
+    np.testing.assert_allclose(ops.convert_to_numpy(mean), mean_ref, rtol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(variance), var_ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ALL_ACTIVATIONS)
+def test_gradients_match_finite_differences(rng, activation):
+    x, gamma, beta, dy = _inputs(rng)
+    expected = ref.finite_difference_grads(x, gamma, beta, dy, activation=activation)
+    _assert_grads_close(
+        _fused_grads(x, gamma, beta, dy, activation=activation), expected
+    )
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "elu", "linear"])
+def test_invert_mode_gradients_match_finite_differences(rng, activation):
+    x, gamma, beta, dy = _inputs(rng)
+    gamma[1] = -gamma[1]  # the inversion must handle a negative scale
+    expected = ref.finite_difference_grads(x, gamma, beta, dy, activation=activation)
+    grads = _fused_grads(x, gamma, beta, dy, activation=activation, memory="invert")
+    _assert_grads_close(grads, expected)
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((4, 3, 5), 1), ((2, 3, 2, 2), 1)])
+def test_channels_first_gradients(rng, shape, axis):
+    x, gamma, beta, dy = _inputs(rng, shape, axis)
+    kwargs = dict(axis=axis, activation="gelu")
+    expected = ref.finite_difference_grads(x, gamma, beta, dy, **kwargs)
+    _assert_grads_close(_fused_grads(x, gamma, beta, dy, **kwargs), expected)
+
+
+def test_statistics_cotangents_match_finite_differences(rng):
+    """Gradients flowing into the returned mean/variance are propagated too."""
+    x, gamma, beta, dy = _inputs(rng)
+    mean_weight = np.array([0.3, -1.0, 2.0])
+    var_weight = np.array([1.5, 0.2, -0.7])
+
+    def loss(x):
+        y, mean, variance = batch_norm_activation(x, gamma, beta, activation="tanh")
+        return (
+            ops.sum(y * dy)
+            + ops.sum(mean * mean_weight.astype("float32"))
+            + ops.sum(variance * var_weight.astype("float32"))
+        )
+
+    def loss64(x64):
+        y, mean, variance = ref.forward(x64, gamma, beta, activation="tanh")
+        return np.sum(y * dy) + mean @ mean_weight + variance @ var_weight
+
+    x64 = x.astype(np.float64)
+    expected = np.zeros_like(x64)
+    for index in np.ndindex(x.shape):
+        bump = np.zeros_like(x64)
+        bump[index] = 1e-6
+        expected[index] = (loss64(x64 + bump) - loss64(x64 - bump)) / 2e-6
+    _assert_grads_close(ref.autodiff(loss, x)[1], [expected])
+
+
+def test_large_mean_offset_is_stable(rng):
+    """Offset 1e4 with unit variance: one-pass shifted stats stay exact."""
+    x = (1e4 + rng.normal(size=(256, 4))).astype("float32")
+    gamma, beta = np.ones(4, "float32"), np.zeros(4, "float32")
+    y, _, variance = batch_norm_activation(x, gamma, beta, activation="linear")
+    y_ref, _, var_ref = ref.forward(x, gamma, beta, activation="linear")
+    # The float32 input itself is exact; errors come only from the kernel.
+    np.testing.assert_allclose(ops.convert_to_numpy(variance), var_ref, rtol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(y), y_ref, atol=2e-5)
+    dy = rng.normal(size=x.shape).astype("float32")
+    # Closed-form float64 gradient of sum(y * dy) for the linear activation.
+    xhat = y_ref
+    expected_dx = (dy - dy.mean(0) - xhat * (dy * xhat).mean(0)) / np.sqrt(
+        var_ref + 1e-3
+    )
+    dx = _fused_grads(x, gamma, beta, dy, activation="linear")[0]
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(dx), expected_dx, atol=1e-4 * np.abs(expected_dx).max()
+    )
+
+
+def test_constant_channel_and_single_element(rng):
+    x, gamma, beta, dy = _inputs(rng)
+    x[:, 1] = 3.25
+    expected = ref.finite_difference_grads(x, gamma, beta, dy, activation="elu")
+    y, _, variance = batch_norm_activation(x, gamma, beta, activation="elu")
+    assert float(ops.convert_to_numpy(variance)[1]) == 0.0
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(y)[:, 1], ref.ACTIVATIONS["elu"](beta[1]), rtol=1e-6
+    )
+    _assert_grads_close(_fused_grads(x, gamma, beta, dy, activation="elu"), expected)
+    # One element per channel: xhat = 0, y = act(beta), dx = 0 exactly.
+    dx, dgamma, dbeta = _fused_grads(x[:1], gamma, beta, dy[:1], activation="elu")
+    np.testing.assert_array_equal(ops.convert_to_numpy(dx), np.zeros((1, 3)))
+    np.testing.assert_array_equal(ops.convert_to_numpy(dgamma), np.zeros(3))
+    elu_slope = np.where(beta > 0, 1.0, np.exp(beta))
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(dbeta), dy[0] * elu_slope, rtol=1e-6
+    )
+
+
+def test_all_negative_relu_input_has_zero_output_and_gradient(rng):
+    x, gamma, _, dy = _inputs(rng)
+    beta = np.full(3, -10.0, "float32")  # every z < 0 since |xhat| < sqrt(N)
+    y, _, _ = batch_norm_activation(x, gamma, beta, activation="relu")
+    np.testing.assert_array_equal(ops.convert_to_numpy(y), np.zeros_like(x))
+    for grad in _fused_grads(x, gamma, beta, dy, activation="relu"):
+        np.testing.assert_array_equal(ops.convert_to_numpy(grad), 0.0)
+
+
+def test_inference_matches_float64(rng):
+    x, gamma, beta, _ = _inputs(rng, (5, 2, 3))
+    mean = np.array([0.1, -0.2, 0.3], "float32")
+    variance = np.array([0.5, 2.0, 1.0], "float32")
+    y = batch_norm_activation_inference(
+        x, mean, variance, gamma, beta, activation="silu"
+    )
+    z = gamma * (x.astype(np.float64) - mean) / np.sqrt(variance + 1e-3) + beta
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(y), ref.ACTIVATIONS["silu"](z), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_ops_reject_callables_and_integer_inputs():
+    ones = np.ones(2, "float32")
+    with pytest.raises(ValueError, match="Expected the name of a fused activation"):
+        batch_norm_activation(np.ones((2, 2), "float32"), ones, ones, activation=abs)
+    with pytest.raises(ValueError, match="Expected a floating tensor"):
+        batch_norm_activation(np.ones((2, 2), "int32"), ones, ones)
+    with pytest.raises(ValueError, match="Received: axis=2"):
+        batch_norm_activation(np.ones((2, 2), "float32"), ones, ones, axis=2)
