@@ -61,6 +61,11 @@ class StepHook:
         self.momentum_fn = momentum_fn
         self.start_step = start_step
         self.kind = momentum_kind(self.optimizer) if momentum_fn else None
+        if self.kind == "sgd" and not self.optimizer.built:
+            # The momentum slots must exist before the traced step rescales them;
+            # this is the build `apply` would do on the first step.
+            with keras.name_scope(self.optimizer.name, caller=self.optimizer):
+                self.optimizer.build(model.trainable_variables)
         self.variable = self.optimizer.learning_rate
         self.original_value = np.array(self.variable.numpy(), copy=True)
 

@@ -1,0 +1,211 @@
+"""OneCycleScheduler: Géron's curve per optimizer step, resume, momentum, errors."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from kerasx.callbacks import OneCycleScheduler
+from kerasx.schedules import OneCycle
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# iterations=10, max_rate=1: start 0.1, last 1e-4, last_iterations 2, half 4.
+HANDS_ON_ML_10 = [0.1, 0.325, 0.55, 0.775, 1.0, 0.775, 0.55, 0.325, 0.1, 1e-4]
+
+
+@keras.saving.register_keras_serializable(package="kerasx_tests")
+def mean_prediction(y_true, y_pred):
+    """Loss whose gradient w.r.t. a bias-free Dense kernel is the input row."""
+    return keras.ops.mean(y_pred)
+
+
+class RateProbe(keras.callbacks.Callback):
+    """Reads the rate each step used from a one-hot probe model, then zeroes it.
+
+    Step `i` of an execution sees the input `one_hot(i)`, so after SGD (lr * grad)
+    kernel entry `i` is `-lr_i`: the rates of all steps of an execution, even when
+    callbacks fire only once per `steps_per_execution`.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()
+        kernel = self.model.layers[0].kernel
+        self.rates.extend((-kernel.numpy()[:, 0]).tolist())
+        kernel.assign(np.zeros(kernel.shape, "float32"))
+
+
+def probe_model(width, **optimizer_kwargs):
+    model = keras.Sequential(
+        [keras.Input((width,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+    )
+    optimizer = keras.optimizers.SGD(0.5, **optimizer_kwargs)
+    model.compile(optimizer, loss=mean_prediction, steps_per_execution=width)
+    return model
+
+
+def probe_data(width, steps):
+    x = np.tile(np.eye(width, dtype="float32"), (steps // width, 1))
+    return x, np.zeros((steps, 1), "float32")
+
+
+def fit_probe(model, callback, steps, epochs=1, initial_epoch=0):
+    probe = RateProbe()
+    x, y = probe_data(model.layers[0].kernel.shape[0], steps)
+    model.fit(x, y, batch_size=1, epochs=epochs, initial_epoch=initial_epoch,
+              shuffle=False, callbacks=[callback, probe], verbose=0)
+    return probe.rates
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 3])
+def test_hands_on_ml_curve_per_optimizer_step(steps_per_execution):
+    model = probe_model(steps_per_execution)
+    rates = fit_probe(model, OneCycleScheduler(10, 1.0), steps=12)
+    np.testing.assert_allclose(rates, [*HANDS_ON_ML_10, 1e-4, 1e-4], rtol=1e-6)
+    assert float(model.optimizer.learning_rate) == 0.5  # restored
+
+
+def test_defaults_and_last_rate_is_exact():
+    callback = OneCycleScheduler(100, 1.0)
+    # start 0.1, last_iterations 11, half 44, last 1e-4 at step 99.
+    values = [float(callback.schedule(s)) for s in (0, 22, 44, 88, 98, 99, 100, 500)]
+    expected = [0.1, 0.55, 1.0, 0.1, 0.1 + (1e-4 - 0.1) * 10 / 11, 1e-4, 1e-4, 1e-4]
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
+
+
+def test_empty_last_phase_and_tiny_cycle():
+    # iterations=9, last_iterations=1: half=4, so step 8 is both 2*half and the end.
+    callback = OneCycleScheduler(9, 1.0, last_iterations=1)
+    np.testing.assert_allclose(float(callback.schedule(8)), 1e-4, rtol=1e-6)
+    callback = OneCycleScheduler(2, 1.0)
+    np.testing.assert_allclose(
+        [float(callback.schedule(s)) for s in (0, 1, 2)], [0.1, 1e-4, 1e-4], rtol=1e-6
+    )
+
+
+def test_gradient_accumulation_steps_by_optimizer_step():
+    model = probe_model(1, gradient_accumulation_steps=2)
+    rates = fit_probe(model, OneCycleScheduler(10, 1.0), steps=20)
+    # Every second batch applies the mean of two unit gradients: -lr_k * 1.
+    np.testing.assert_allclose(rates[1::2], HANDS_ON_ML_10, rtol=1e-6)
+    np.testing.assert_array_equal(rates[0::2], 0.0)
+
+
+def test_from_schedule_drives_one_cycle_with_steps_per_execution():
+    schedule = OneCycle(0.2, total_steps=8, pct_start=0.25, anneal_strategy="linear")
+    rates = fit_probe(probe_model(2), OneCycleScheduler.from_schedule(schedule), steps=10)
+    expected = [float(schedule(s)) for s in range(10)]
+    # initial 0.008 -> 0.2 at step 1, then linear to 8e-7 at step 7, clamped.
+    np.testing.assert_allclose(expected[:2], [0.008, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+
+
+def test_resume_after_save_and_load_continues_the_cycle(tmp_path):
+    uninterrupted = fit_probe(probe_model(1), OneCycleScheduler(12, 1.0), steps=3, epochs=4)
+    model = probe_model(1)
+    first = fit_probe(model, OneCycleScheduler(12, 1.0), steps=3, epochs=2)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert int(restored.optimizer.iterations) == 6
+    second = fit_probe(restored, OneCycleScheduler(12, 1.0), steps=3, epochs=4, initial_epoch=2)
+    assert len(uninterrupted) == 12
+    np.testing.assert_array_equal(first + second, uninterrupted)
+
+
+def test_start_step_starts_a_new_cycle_and_finished_cycle_warns():
+    model = probe_model(1)
+    fit_probe(model, OneCycleScheduler(10, 1.0), steps=10)
+    with pytest.warns(UserWarning, match="already over"):
+        rates = fit_probe(model, OneCycleScheduler(10, 1.0), steps=2)
+    np.testing.assert_allclose(rates, [1e-4, 1e-4], rtol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        rates = fit_probe(model, OneCycleScheduler(10, 1.0, start_step=12), steps=3)
+    np.testing.assert_allclose(rates, HANDS_ON_ML_10[:3], rtol=1e-6)
+
+
+def test_logs_learning_rate_and_restores_it():
+    model = probe_model(1)
+    x, y = probe_data(1, 5)
+    history = model.fit(x, y, batch_size=1, epochs=2, shuffle=False, verbose=0,
+                        callbacks=[OneCycleScheduler(10, 1.0)])
+    np.testing.assert_allclose(history.history["learning_rate"], [1.0, 1e-4], rtol=1e-6)
+    assert float(model.optimizer.learning_rate) == 0.5
+    # The hook is gone: a plain fit uses the constant rate again.
+    model.layers[0].kernel.assign(np.zeros((1, 1), "float32"))
+    probe = RateProbe()
+    model.fit(x[:2], y[:2], batch_size=1, shuffle=False, verbose=0, callbacks=[probe])
+    np.testing.assert_allclose(probe.rates, [0.5, 0.5])
+
+
+def test_serialization_round_trip():
+    callback = OneCycleScheduler(50, 0.3, last_rate=1e-5, start_step=7, cycle_momentum=True)
+    config = callback.get_config()
+    assert config == {
+        "iterations": 50, "max_rate": 0.3, "start_rate": 0.03, "last_iterations": 6,
+        "last_rate": 1e-5, "start_step": 7, "cycle_momentum": True,
+        "base_momentum": 0.85, "max_momentum": 0.95,
+    }
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(callback))
+    assert isinstance(clone, OneCycleScheduler) and clone.get_config() == config
+    driven = OneCycleScheduler.from_schedule(OneCycle(0.1, 30), start_step=2)
+    clone = OneCycleScheduler.from_config(driven.get_config())
+    assert clone.start_step == 2 and clone.schedule.get_config() == driven.schedule.get_config()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(iterations=1, max_rate=1.0), "`iterations`. Expected an int >= 2"),
+        (dict(iterations=10, max_rate=0.0), "`max_rate`. Expected a float > 0"),
+        (dict(iterations=10, max_rate=1.0, start_rate=2.0), "`start_rate`.*<= max_rate"),
+        (dict(iterations=10, max_rate=1.0, start_rate=-1.0), "`start_rate`. Expected"),
+        (dict(iterations=10, max_rate=1.0, last_rate=0.0), "`last_rate`. Expected"),
+        (dict(iterations=10, max_rate=1.0, last_iterations=11), "`last_iterations`"),
+        (dict(iterations=10, max_rate=1.0, start_step=-1), "`start_step`"),
+        (dict(iterations=10, max_rate=1.0, base_momentum=1.0), "`base_momentum`"),
+        (dict(iterations=10, max_rate=1.0, max_momentum=0.5), "`max_momentum`"),
+    ],
+)
+def test_validation_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        OneCycleScheduler(**kwargs)
+
+
+def test_from_schedule_errors():
+    with pytest.raises(ValueError, match="`schedule`. Expected a keras.optimizers"):
+        OneCycleScheduler.from_schedule(0.1)
+    decay = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    with pytest.raises(ValueError, match="`cycle_momentum`. Expected a schedule with"):
+        OneCycleScheduler.from_schedule(decay, cycle_momentum=True)
+
+
+def test_optimizer_with_schedule_learning_rate_is_refused():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(OneCycle(0.1, 10)), "mse")
+    with pytest.raises(ValueError, match="Expected a float learning rate.*from_schedule"):
+        model.fit(np.ones((2, 1)), np.ones((2, 1)), verbose=0,
+                  callbacks=[OneCycleScheduler(10, 0.1)])
+
+
+def test_benchmark_runs_tiny():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/one_cycle_overhead.py"), "--tiny"],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["benchmark"] == "one_cycle_overhead"
+    assert report["ratio"] > 0 and report["repeats"] == 1
