@@ -138,9 +138,13 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         if anneal_strategy not in _ANNEAL_STRATEGIES:
             raise ValueError(
                 "Invalid value received for argument `anneal_strategy`. Expected one "
-                f"of {_ANNEAL_STRATEGIES}. Received: anneal_strategy={anneal_strategy!r}"
+                f"of {_ANNEAL_STRATEGIES}. "
+                f"Received: anneal_strategy={anneal_strategy!r}"
             )
-        for arg, value in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
+        for arg, value in (
+            ("div_factor", div_factor),
+            ("final_div_factor", final_div_factor),
+        ):
             if not value > 0:
                 raise ValueError(
                     f"Invalid value received for argument `{arg}`. Expected a float "
@@ -157,7 +161,9 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         self.initial_learning_rate = self.max_learning_rate / self.div_factor
         self.minimum_learning_rate = self.initial_learning_rate / self.final_div_factor
 
-    def _phases(self, warmup: tuple[float, float], peak: tuple[float, float], end: float):
+    def _phases(
+        self, warmup: tuple[float, float], peak: tuple[float, float], end: float
+    ):
         """Phases as (start_step, end_step, start_value, end_value), like PyTorch."""
         first_end = self.pct_start * self.total_steps - 1.0
         last_step = float(self.total_steps - 1)
@@ -176,7 +182,9 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         initial, peak = self.initial_learning_rate, self.max_learning_rate
-        phases = self._phases((initial, peak), (peak, initial), self.minimum_learning_rate)
+        phases = self._phases(
+            (initial, peak), (peak, initial), self.minimum_learning_rate
+        )
         return _piecewise(self._step(step), phases, self.anneal_strategy)
 
     def momentum(self, step, base_momentum: float = 0.85, max_momentum: float = 0.95):

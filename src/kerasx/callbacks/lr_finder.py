@@ -46,13 +46,16 @@ class ExponentialLearningRate(keras.callbacks.Callback):
     [0.0001, 0.001, 0.01]
 
     Reference:
-        - Géron, *Hands-On Machine Learning*, 3rd ed., ch. 11, `ExponentialLearningRate`.
+        - Géron, *Hands-On Machine Learning*, 3rd ed., ch. 11,
+          `ExponentialLearningRate`.
         - [Smith, 2017](https://arxiv.org/abs/1506.01186), "Cyclical Learning Rates".
     """
 
     def __init__(self, factor: float) -> None:
         super().__init__()
-        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+        if not (
+            isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0
+        ):
             raise ValueError(
                 "Invalid value received for argument `factor`. Expected a finite "
                 f"float > 0. Received: factor={factor}"
@@ -102,3 +105,7 @@ class ExponentialLearningRate(keras.callbacks.Callback):
 
     def get_config(self) -> dict[str, Any]:
         return {"factor": self.factor}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ExponentialLearningRate:
+        return cls(**config)

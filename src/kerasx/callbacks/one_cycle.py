@@ -132,7 +132,9 @@ class OneCycleScheduler(keras.callbacks.Callback):
         _check_positive("start_rate", start_rate, max_rate, "max_rate")
         last_rate = start_rate / 1000 if last_rate is None else last_rate
         _check_positive("last_rate", last_rate, max_rate, "max_rate")
-        last_iterations = iterations // 10 + 1 if last_iterations is None else last_iterations
+        last_iterations = (
+            iterations // 10 + 1 if last_iterations is None else last_iterations
+        )
         if isinstance(last_iterations, bool) or not (
             isinstance(last_iterations, int) and 1 <= last_iterations <= iterations
         ):
@@ -203,12 +205,16 @@ class OneCycleScheduler(keras.callbacks.Callback):
         callback = cls.__new__(cls)
         keras.callbacks.Callback.__init__(callback)
         callback._arguments = None
-        callback._setup(schedule, start_step, cycle_momentum, base_momentum, max_momentum)
+        callback._setup(
+            schedule, start_step, cycle_momentum, base_momentum, max_momentum
+        )
         return callback
 
     @property
     def iterations(self) -> int | None:
-        return getattr(self.schedule, "iterations", getattr(self.schedule, "total_steps", None))
+        return getattr(
+            self.schedule, "iterations", getattr(self.schedule, "total_steps", None)
+        )
 
     def on_train_begin(self, logs=None):
         optimizer = self.model.optimizer
@@ -224,8 +230,10 @@ class OneCycleScheduler(keras.callbacks.Callback):
             )
         momentum_fn = None
         if self.cycle_momentum:
+
             def momentum_fn(s):
                 return self.schedule.momentum(s, self.base_momentum, self.max_momentum)
+
         self._hook = StepHook(self.model, self.schedule, momentum_fn, self.start_step)
         self._hook.install()
 

@@ -1,0 +1,84 @@
+"""ExponentialLearningRate: rates applied per step, true per-batch losses."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from kerasx.callbacks import ExponentialLearningRate
+
+BATCH = 4
+
+
+def data(batches):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(batches * BATCH, 2))
+    y = x @ np.array([[0.7], [-1.3]]) + 0.5
+    return x, y
+
+
+def reference(batches, initial_rate, factor, epochs):
+    """Float64 SGD on MSE with rate `initial * factor**k`: per-batch losses."""
+    x, y = data(batches)
+    kernel, bias, losses = np.zeros((2, 1)), 0.0, []
+    for k in range(batches * epochs):
+        i = k % batches
+        xb, yb = x[BATCH * i : BATCH * i + BATCH], y[BATCH * i : BATCH * i + BATCH]
+        error = xb @ kernel + bias - yb
+        losses.append(float(np.mean(error**2)))
+        rate = initial_rate * factor**k
+        kernel = kernel - rate * 2.0 * xb.T @ error / BATCH
+        bias = bias - rate * 2.0 * float(np.mean(error))
+    return losses
+
+
+def make_model(rate=0.01, steps_per_execution=1):
+    model = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="zeros")]
+    )
+    model.compile(keras.optimizers.SGD(rate), "mse", steps_per_execution=steps_per_execution)
+    return model
+
+
+def test_records_rates_and_true_batch_losses():
+    model, sweep = make_model(), ExponentialLearningRate(1.5)
+    x, y = data(6)
+    model.fit(x.astype("float32"), y.astype("float32"), batch_size=BATCH, epochs=2,
+              shuffle=False, callbacks=[sweep], verbose=0)
+    # rate_0 is the float32 value of the optimizer's variable (0.01 to 2.3e-8).
+    expected_rates = [0.01 * 1.5**k for k in range(12)]
+    np.testing.assert_allclose(sweep.rates, expected_rates, rtol=3e-8)
+    # Recovered from float32 running means: k * mean_k - (k - 1) * mean_{k-1}.
+    np.testing.assert_allclose(sweep.losses, reference(6, 0.01, 1.5, 2), rtol=1e-4)
+    # The losses are not the running means Keras reports.
+    assert abs(sweep.losses[5] - np.mean(sweep.losses[:6])) > 0.1
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+
+
+def test_resets_on_train_begin():
+    model, sweep = make_model(), ExponentialLearningRate(2.0)
+    x, y = data(3)
+    for _ in range(2):
+        model.fit(x, y, batch_size=BATCH, shuffle=False, callbacks=[sweep], verbose=0)
+    np.testing.assert_allclose(sweep.rates, [0.01, 0.02, 0.04], rtol=3e-8)
+    assert len(sweep.losses) == 3
+
+
+def test_serialization_round_trip():
+    sweep = ExponentialLearningRate(1.05)
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(sweep))
+    assert isinstance(clone, ExponentialLearningRate) and clone.get_config() == {"factor": 1.05}
+
+
+@pytest.mark.parametrize("factor", [0.0, -1.0, float("inf"), "2"])
+def test_invalid_factor(factor):
+    with pytest.raises(ValueError, match="`factor`. Expected a finite float > 0"):
+        ExponentialLearningRate(factor)
+
+
+def test_steps_per_execution_is_refused():
+    model = make_model(steps_per_execution=2)
+    x, y = data(4)
+    with pytest.raises(ValueError, match="`steps_per_execution`. Expected 1"):
+        model.fit(x, y, batch_size=BATCH, callbacks=[ExponentialLearningRate(1.1)], verbose=0)
