@@ -6,38 +6,11 @@ epochs, so the whole module takes seconds per example, not minutes.
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
-import struct
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
-
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Writes a uint8 array as a gzip idx file (magic 0 0 8 ndim, big-endian dims)."""
-    header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def synthetic_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """28x28 images whose class (0-9) is a bright horizontal band, plus noise.
-
-    Class k lights rows 2k+4 .. 2k+6 (a light, easy signal) over uniform noise
-    in [0, 80), so a small MLP reaches well above chance (0.1) in one epoch.
-    """
-    labels = rng.integers(0, 10, size=n).astype(np.uint8)
-    images = rng.integers(0, 80, size=(n, 28, 28)).astype(np.uint8)
-    for k in range(10):
-        images[labels == k, 2 * k + 4 : 2 * k + 7, 4:24] = 230
-    return images, labels
+from example_helpers import synthetic_images, write_idx
 
 
 @pytest.fixture(scope="session")
@@ -61,37 +34,3 @@ def kerasx_data(synthetic_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     """Points `kerasx.datasets.load_data` at the synthetic dataset."""
     monkeypatch.setenv("KERASX_DATA", str(synthetic_data_dir))
     return synthetic_data_dir
-
-
-def load_example(name: str) -> ModuleType:
-    """Imports `examples/<name>.py` as a module (its directory on `sys.path`)."""
-    if str(EXAMPLES_DIR) not in sys.path:
-        sys.path.insert(0, str(EXAMPLES_DIR))
-    path = EXAMPLES_DIR / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def assert_png(path: Path) -> None:
-    """The file exists, starts with the PNG signature, and Pillow decodes it."""
-    from PIL import Image
-
-    assert path.is_file(), f"missing plot {path}"
-    assert path.read_bytes()[:8] == PNG_MAGIC
-    with Image.open(path) as image:
-        image.verify()
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        assert image.size[0] > 100 and image.size[1] > 100
-
-
-def check_rows(rows: list[dict], variants: list[str]) -> dict[str, dict]:
-    """The table has exactly `variants`, with accuracies in [0, 1] and sane counts."""
-    assert [row["variant"] for row in rows] == variants
-    for row in rows:
-        assert 0.0 <= row["best_val_accuracy"] <= 1.0
-        assert 1 <= row["best_epoch"] <= row["epochs"]
-        assert row["seconds_per_epoch"] > 0
-    return {row["variant"]: row for row in rows}
