@@ -21,16 +21,56 @@ import pathlib
 import torch
 
 CONFIGS = [
-    dict(max_lr=0.1, total_steps=100, pct_start=0.3, anneal_strategy="cos",
-         div_factor=25.0, final_div_factor=1e4, three_phase=False, optimizer="sgd"),
-    dict(max_lr=0.5, total_steps=57, pct_start=0.25, anneal_strategy="linear",
-         div_factor=10.0, final_div_factor=100.0, three_phase=False, optimizer="sgd"),
-    dict(max_lr=3e-3, total_steps=80, pct_start=0.4, anneal_strategy="cos",
-         div_factor=5.0, final_div_factor=1e3, three_phase=True, optimizer="adam"),
-    dict(max_lr=1.0, total_steps=31, pct_start=0.2, anneal_strategy="linear",
-         div_factor=20.0, final_div_factor=1e5, three_phase=True, optimizer="adam"),
-    dict(max_lr=2e-2, total_steps=7, pct_start=0.5, anneal_strategy="cos",
-         div_factor=2.0, final_div_factor=50.0, three_phase=False, optimizer="sgd"),
+    dict(
+        max_lr=0.1,
+        total_steps=100,
+        pct_start=0.3,
+        anneal_strategy="cos",
+        div_factor=25.0,
+        final_div_factor=1e4,
+        three_phase=False,
+        optimizer="sgd",
+    ),
+    dict(
+        max_lr=0.5,
+        total_steps=57,
+        pct_start=0.25,
+        anneal_strategy="linear",
+        div_factor=10.0,
+        final_div_factor=100.0,
+        three_phase=False,
+        optimizer="sgd",
+    ),
+    dict(
+        max_lr=3e-3,
+        total_steps=80,
+        pct_start=0.4,
+        anneal_strategy="cos",
+        div_factor=5.0,
+        final_div_factor=1e3,
+        three_phase=True,
+        optimizer="adam",
+    ),
+    dict(
+        max_lr=1.0,
+        total_steps=31,
+        pct_start=0.2,
+        anneal_strategy="linear",
+        div_factor=20.0,
+        final_div_factor=1e5,
+        three_phase=True,
+        optimizer="adam",
+    ),
+    dict(
+        max_lr=2e-2,
+        total_steps=7,
+        pct_start=0.5,
+        anneal_strategy="cos",
+        div_factor=2.0,
+        final_div_factor=50.0,
+        three_phase=False,
+        optimizer="sgd",
+    ),
 ]
 BASE_MOMENTUM, MAX_MOMENTUM = 0.8, 0.9
 PAST_END = 5
@@ -50,7 +90,9 @@ def record(config: dict) -> dict:
     for step in range(config["total_steps"]):
         group = optimizer.param_groups[0]
         rates.append(float(group["lr"]))
-        momenta.append(float(group["betas"][0] if "betas" in group else group["momentum"]))
+        momenta.append(
+            float(group["betas"][0] if "betas" in group else group["momentum"])
+        )
         optimizer.step()
         if step < config["total_steps"] - 1:
             scheduler.step()
@@ -70,7 +112,10 @@ def record(config: dict) -> dict:
 
 
 def main() -> None:
-    out = pathlib.Path(__file__).resolve().parents[1] / "tests/fixtures/one_cycle_torch.json"
+    out = (
+        pathlib.Path(__file__).resolve().parents[1]
+        / "tests/fixtures/one_cycle_torch.json"
+    )
     data = {"torch_version": torch.__version__, "cases": [record(c) for c in CONFIGS]}
     out.write_text(json.dumps(data, indent=1) + "\n")
     print(f"wrote {out} ({len(CONFIGS)} configurations)")

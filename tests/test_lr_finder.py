@@ -32,7 +32,7 @@ def data(samples=64):
 
 def state(model):
     values = [v.numpy().copy() for v in model.variables + model.optimizer.variables]
-    return values, np.random.get_state()[1].copy(), random.getstate()
+    return values, np.random.get_state()[1].copy(), random.getstate()  # noqa: NPY002
 
 
 def assert_same_state(before, after):
@@ -48,10 +48,19 @@ def test_sweep_rates_and_bit_exact_restore(seed):
     x, y = data()
     model.fit(x, y, batch_size=16, verbose=0)  # slots and iterations are non-trivial
     before = state(model)
-    result = find_learning_rate(model, x, y, batch_size=8, min_rate=1e-4, max_rate=1e-1,
-                                divergence_threshold=1e9)
+    result = find_learning_rate(
+        model,
+        x,
+        y,
+        batch_size=8,
+        min_rate=1e-4,
+        max_rate=1e-1,
+        divergence_threshold=1e9,
+    )
     # One epoch of 8 batches, geometric from 1e-4 to 1e-1: ratio 10 ** (3 / 7).
-    np.testing.assert_allclose(result.rates, 1e-4 * 10 ** (3 * np.arange(8) / 7), rtol=1e-6)
+    np.testing.assert_allclose(
+        result.rates, 1e-4 * 10 ** (3 * np.arange(8) / 7), rtol=1e-6
+    )
     assert result.losses.shape == result.smoothed_losses.shape == (8,)
     assert set(result.suggestions) == {"valley", "steep", "minimum"}
     assert result.suggestion == result.suggestions["valley"]
@@ -112,7 +121,9 @@ def test_suggestions_on_a_synthetic_curve():
 
 
 def test_smoothing_is_bias_corrected():
-    result = LRFinderResult.from_losses([1e-3, 1e-2, 1e-1], [4.0, 2.0, 1.0], smoothing=0.5)
+    result = LRFinderResult.from_losses(
+        [1e-3, 1e-2, 1e-1], [4.0, 2.0, 1.0], smoothing=0.5
+    )
     # a = [2, 2, 1.5]; corrections 1 - 0.5 ** k = [0.5, 0.75, 0.875].
     np.testing.assert_allclose(result.smoothed_losses, [4.0, 8.0 / 3.0, 1.5 / 0.875])
 
@@ -122,7 +133,9 @@ def test_plot_lr_vs_loss():
 
     matplotlib.use("Agg")
     rates = 10.0 ** np.linspace(-4, 0, 20)
-    result = LRFinderResult.from_losses(rates, (np.log10(rates) + 2) ** 2, smoothing=0.5)
+    result = LRFinderResult.from_losses(
+        rates, (np.log10(rates) + 2) ** 2, smoothing=0.5
+    )
     ax = plot_lr_vs_loss(result)
     assert ax.get_xscale() == "log"
     assert len(ax.lines) == 5  # raw, smoothed, three suggestions
@@ -133,10 +146,16 @@ def test_plot_lr_vs_loss():
     ("kwargs", "match"),
     [
         (dict(min_rate=0.0), "`min_rate`. Expected a float > 0"),
-        (dict(min_rate=1.0, max_rate=0.1), "`max_rate`. Expected a float > min_rate=1.0"),
+        (
+            dict(min_rate=1.0, max_rate=0.1),
+            "`max_rate`. Expected a float > min_rate=1.0",
+        ),
         (dict(num_steps=1), "`num_steps`. Expected an int >= 2 or None"),
         (dict(smoothing=1.0), "`smoothing`. Expected a float in \\[0, 1\\)"),
-        (dict(divergence_threshold=1.0), "`divergence_threshold`. Expected a float > 1"),
+        (
+            dict(divergence_threshold=1.0),
+            "`divergence_threshold`. Expected a float > 1",
+        ),
         (dict(batch_size=0), "`batch_size`. Expected an int >= 1"),
         (dict(epochs=0), "`epochs`. Expected an int >= 1"),
     ],
@@ -156,11 +175,12 @@ def test_model_and_data_errors():
     unbuilt.compile("sgd", "mse")
     with pytest.raises(ValueError, match="Expected a built model"):
         find_learning_rate(unbuilt, x, y)
-    scheduled = make_model(keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(
-        0.1, 10, 0.5)))
+    scheduled = make_model(
+        keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5))
+    )
     with pytest.raises(ValueError, match="Expected a float learning rate"):
         find_learning_rate(scheduled, x, y)
-    with pytest.raises(ValueError, match="`x`. Expected at least one sample"):
+    with pytest.raises(ValueError, match=r"`x`\. Expected at least one sample"):
         find_learning_rate(make_model(), x[:0], y[:0])
     with pytest.raises(ValueError, match="Expected a sweep of at least 2 steps"):
         find_learning_rate(make_model(), x[:8], y[:8], batch_size=8)

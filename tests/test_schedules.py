@@ -36,7 +36,9 @@ def case_id(case):
 
 
 def test_fixture_covers_required_configurations():
-    kinds = {(c["config"]["anneal_strategy"], c["config"]["three_phase"]) for c in CASES}
+    kinds = {
+        (c["config"]["anneal_strategy"], c["config"]["three_phase"]) for c in CASES
+    }
     assert kinds == {("cos", False), ("cos", True), ("linear", False), ("linear", True)}
 
 
@@ -58,17 +60,31 @@ def test_momentum_matches_pytorch(case):
         float(schedule.momentum(step, case["base_momentum"], case["max_momentum"]))
         for step in [*range(case["config"]["total_steps"]), *case["past_end"]["steps"]]
     ]
-    expected = case["momenta"] + [case["past_end"]["momentum"]] * len(case["past_end"]["steps"])
+    expected = case["momenta"] + [case["past_end"]["momentum"]] * len(
+        case["past_end"]["steps"]
+    )
     np.testing.assert_allclose(momentum, expected, rtol=RTOL)
 
 
 def test_hand_computed_values():
-    schedule = OneCycle(1.0, 11, pct_start=0.5, anneal_strategy="linear", div_factor=4.0,
-                        final_div_factor=25.0)
+    schedule = OneCycle(
+        1.0,
+        11,
+        pct_start=0.5,
+        anneal_strategy="linear",
+        div_factor=4.0,
+        final_div_factor=25.0,
+    )
     # initial 0.25, peak at step 4.5 (so step 4 is still warming up), min 0.01.
     values = [float(schedule(s)) for s in (0, 2, 4, 5, 10, 11)]
-    expected = [0.25, 0.25 + 0.75 * 2 / 4.5, 0.25 + 0.75 * 4 / 4.5,
-                1.0 - 0.99 * 0.5 / 5.5, 0.01, 0.01]
+    expected = [
+        0.25,
+        0.25 + 0.75 * 2 / 4.5,
+        0.25 + 0.75 * 4 / 4.5,
+        1.0 - 0.99 * 0.5 / 5.5,
+        0.01,
+        0.01,
+    ]
     np.testing.assert_allclose(values, expected, rtol=RTOL)
 
 
@@ -80,13 +96,26 @@ def test_zero_length_warmup_is_its_end_value():
 
 
 def test_serialization_round_trip_and_optimizer_save_load(tmp_path):
-    schedule = OneCycle(0.3, 40, pct_start=0.2, anneal_strategy="linear", div_factor=5.0,
-                        final_div_factor=100.0, three_phase=True, name="cycle")
+    schedule = OneCycle(
+        0.3,
+        40,
+        pct_start=0.2,
+        anneal_strategy="linear",
+        div_factor=5.0,
+        final_div_factor=100.0,
+        three_phase=True,
+        name="cycle",
+    )
     config = schedule.get_config()
     assert config == {
-        "max_learning_rate": 0.3, "total_steps": 40, "pct_start": 0.2,
-        "anneal_strategy": "linear", "div_factor": 5.0, "final_div_factor": 100.0,
-        "three_phase": True, "name": "cycle",
+        "max_learning_rate": 0.3,
+        "total_steps": 40,
+        "pct_start": 0.2,
+        "anneal_strategy": "linear",
+        "div_factor": 5.0,
+        "final_div_factor": 100.0,
+        "three_phase": True,
+        "name": "cycle",
     }
     assert OneCycle.from_config(config).get_config() == config
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
@@ -106,7 +135,10 @@ def test_serialization_round_trip_and_optimizer_save_load(tmp_path):
     ("kwargs", "match"),
     [
         (dict(max_learning_rate=0.0), "`max_learning_rate`. Expected a float > 0"),
-        (dict(total_steps=1), "`total_steps`. Expected an int >= 2. Received: total_steps=1"),
+        (
+            dict(total_steps=1),
+            "`total_steps`. Expected an int >= 2. Received: total_steps=1",
+        ),
         (dict(total_steps=10.0), "`total_steps`. Expected an int >= 2"),
         (dict(pct_start=1.0), "`pct_start`. Expected a float in \\(0, 1\\)"),
         (dict(pct_start=0.0), "`pct_start`. Expected a float in \\(0, 1\\)"),
@@ -125,8 +157,10 @@ def test_validation_errors(kwargs, match):
 
 @pytest.mark.parametrize(
     ("momenta", "match"),
-    [((1.0, 1.0), "`base_momentum`. Expected a float in \\[0, 1\\)"),
-     ((0.9, 0.8), "`max_momentum`. Expected a float in \\[base_momentum, 1\\)")],
+    [
+        ((1.0, 1.0), "`base_momentum`. Expected a float in \\[0, 1\\)"),
+        ((0.9, 0.8), "`max_momentum`. Expected a float in \\[base_momentum, 1\\)"),
+    ],
 )
 def test_momentum_validation_errors(momenta, match):
     with pytest.raises(ValueError, match=match):

@@ -152,7 +152,7 @@ def find_learning_rate(
     >>> model.compile(keras.optimizers.SGD(0.01), "mse")
     >>> x, y = np.random.rand(256, 4), np.random.rand(256, 1)
     >>> result = find_learning_rate(model, x, y, batch_size=8, max_rate=1.0)
-    >>> len(result.rates) <= 32, float(model.optimizer.learning_rate)
+    >>> len(result.rates) <= 32, round(float(model.optimizer.learning_rate), 6)
     (True, 0.01)
 
     Reference:

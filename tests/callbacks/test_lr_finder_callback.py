@@ -37,15 +37,24 @@ def make_model(rate=0.01, steps_per_execution=1):
     model = keras.Sequential(
         [keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="zeros")]
     )
-    model.compile(keras.optimizers.SGD(rate), "mse", steps_per_execution=steps_per_execution)
+    model.compile(
+        keras.optimizers.SGD(rate), "mse", steps_per_execution=steps_per_execution
+    )
     return model
 
 
 def test_records_rates_and_true_batch_losses():
     model, sweep = make_model(), ExponentialLearningRate(1.5)
     x, y = data(6)
-    model.fit(x.astype("float32"), y.astype("float32"), batch_size=BATCH, epochs=2,
-              shuffle=False, callbacks=[sweep], verbose=0)
+    model.fit(
+        x.astype("float32"),
+        y.astype("float32"),
+        batch_size=BATCH,
+        epochs=2,
+        shuffle=False,
+        callbacks=[sweep],
+        verbose=0,
+    )
     # rate_0 is the float32 value of the optimizer's variable (0.01 to 2.3e-8).
     expected_rates = [0.01 * 1.5**k for k in range(12)]
     np.testing.assert_allclose(sweep.rates, expected_rates, rtol=3e-8)
@@ -67,18 +76,24 @@ def test_resets_on_train_begin():
 
 def test_serialization_round_trip():
     sweep = ExponentialLearningRate(1.05)
-    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(sweep))
-    assert isinstance(clone, ExponentialLearningRate) and clone.get_config() == {"factor": 1.05}
+    clone = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(sweep)
+    )
+    assert isinstance(clone, ExponentialLearningRate) and clone.get_config() == {
+        "factor": 1.05
+    }
 
 
 @pytest.mark.parametrize("factor", [0.0, -1.0, float("inf"), "2"])
 def test_invalid_factor(factor):
-    with pytest.raises(ValueError, match="`factor`. Expected a finite float > 0"):
+    with pytest.raises(ValueError, match=r"`factor`\. Expected a finite float > 0"):
         ExponentialLearningRate(factor)
 
 
 def test_steps_per_execution_is_refused():
     model = make_model(steps_per_execution=2)
     x, y = data(4)
-    with pytest.raises(ValueError, match="`steps_per_execution`. Expected 1"):
-        model.fit(x, y, batch_size=BATCH, callbacks=[ExponentialLearningRate(1.1)], verbose=0)
+    with pytest.raises(ValueError, match=r"`steps_per_execution`\. Expected 1"):
+        model.fit(
+            x, y, batch_size=BATCH, callbacks=[ExponentialLearningRate(1.1)], verbose=0
+        )

@@ -49,7 +49,10 @@ class RateProbe(keras.callbacks.Callback):
 
 def probe_model(width, **optimizer_kwargs):
     model = keras.Sequential(
-        [keras.Input((width,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+        [
+            keras.Input((width,)),
+            keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros"),
+        ]
     )
     optimizer = keras.optimizers.SGD(0.5, **optimizer_kwargs)
     model.compile(optimizer, loss=mean_prediction, steps_per_execution=width)
@@ -64,8 +67,16 @@ def probe_data(width, steps):
 def fit_probe(model, callback, steps, epochs=1, initial_epoch=0):
     probe = RateProbe()
     x, y = probe_data(model.layers[0].kernel.shape[0], steps)
-    model.fit(x, y, batch_size=1, epochs=epochs, initial_epoch=initial_epoch,
-              shuffle=False, callbacks=[callback, probe], verbose=0)
+    model.fit(
+        x,
+        y,
+        batch_size=1,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        shuffle=False,
+        callbacks=[callback, probe],
+        verbose=0,
+    )
     return probe.rates
 
 
@@ -105,7 +116,9 @@ def test_gradient_accumulation_steps_by_optimizer_step():
 
 def test_from_schedule_drives_one_cycle_with_steps_per_execution():
     schedule = OneCycle(0.2, total_steps=8, pct_start=0.25, anneal_strategy="linear")
-    rates = fit_probe(probe_model(2), OneCycleScheduler.from_schedule(schedule), steps=10)
+    rates = fit_probe(
+        probe_model(2), OneCycleScheduler.from_schedule(schedule), steps=10
+    )
     expected = [float(schedule(s)) for s in range(10)]
     # initial 0.008 -> 0.2 at step 1, then linear to 8e-7 at step 7, clamped.
     np.testing.assert_allclose(expected[:2], [0.008, 0.2], rtol=1e-6)
@@ -113,14 +126,18 @@ def test_from_schedule_drives_one_cycle_with_steps_per_execution():
 
 
 def test_resume_after_save_and_load_continues_the_cycle(tmp_path):
-    uninterrupted = fit_probe(probe_model(1), OneCycleScheduler(12, 1.0), steps=3, epochs=4)
+    uninterrupted = fit_probe(
+        probe_model(1), OneCycleScheduler(12, 1.0), steps=3, epochs=4
+    )
     model = probe_model(1)
     first = fit_probe(model, OneCycleScheduler(12, 1.0), steps=3, epochs=2)
     path = tmp_path / "model.keras"
     model.save(path)
     restored = keras.saving.load_model(path)
     assert int(restored.optimizer.iterations) == 6
-    second = fit_probe(restored, OneCycleScheduler(12, 1.0), steps=3, epochs=4, initial_epoch=2)
+    second = fit_probe(
+        restored, OneCycleScheduler(12, 1.0), steps=3, epochs=4, initial_epoch=2
+    )
     assert len(uninterrupted) == 12
     np.testing.assert_array_equal(first + second, uninterrupted)
 
@@ -140,8 +157,15 @@ def test_start_step_starts_a_new_cycle_and_finished_cycle_warns():
 def test_logs_learning_rate_and_restores_it():
     model = probe_model(1)
     x, y = probe_data(1, 5)
-    history = model.fit(x, y, batch_size=1, epochs=2, shuffle=False, verbose=0,
-                        callbacks=[OneCycleScheduler(10, 1.0)])
+    history = model.fit(
+        x,
+        y,
+        batch_size=1,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[OneCycleScheduler(10, 1.0)],
+    )
     np.testing.assert_allclose(history.history["learning_rate"], [1.0, 1e-4], rtol=1e-6)
     assert float(model.optimizer.learning_rate) == 0.5
     # The hook is gone: a plain fit uses the constant rate again.
@@ -152,18 +176,31 @@ def test_logs_learning_rate_and_restores_it():
 
 
 def test_serialization_round_trip():
-    callback = OneCycleScheduler(50, 0.3, last_rate=1e-5, start_step=7, cycle_momentum=True)
+    callback = OneCycleScheduler(
+        50, 0.3, last_rate=1e-5, start_step=7, cycle_momentum=True
+    )
     config = callback.get_config()
     assert config == {
-        "iterations": 50, "max_rate": 0.3, "start_rate": 0.03, "last_iterations": 6,
-        "last_rate": 1e-5, "start_step": 7, "cycle_momentum": True,
-        "base_momentum": 0.85, "max_momentum": 0.95,
+        "iterations": 50,
+        "max_rate": 0.3,
+        "start_rate": 0.03,
+        "last_iterations": 6,
+        "last_rate": 1e-5,
+        "start_step": 7,
+        "cycle_momentum": True,
+        "base_momentum": 0.85,
+        "max_momentum": 0.95,
     }
-    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(callback))
+    clone = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(callback)
+    )
     assert isinstance(clone, OneCycleScheduler) and clone.get_config() == config
     driven = OneCycleScheduler.from_schedule(OneCycle(0.1, 30), start_step=2)
     clone = OneCycleScheduler.from_config(driven.get_config())
-    assert clone.start_step == 2 and clone.schedule.get_config() == driven.schedule.get_config()
+    assert (
+        clone.start_step == 2
+        and clone.schedule.get_config() == driven.schedule.get_config()
+    )
 
 
 @pytest.mark.parametrize(
@@ -171,7 +208,10 @@ def test_serialization_round_trip():
     [
         (dict(iterations=1, max_rate=1.0), "`iterations`. Expected an int >= 2"),
         (dict(iterations=10, max_rate=0.0), "`max_rate`. Expected a float > 0"),
-        (dict(iterations=10, max_rate=1.0, start_rate=2.0), "`start_rate`.*<= max_rate"),
+        (
+            dict(iterations=10, max_rate=1.0, start_rate=2.0),
+            "`start_rate`.*<= max_rate",
+        ),
         (dict(iterations=10, max_rate=1.0, start_rate=-1.0), "`start_rate`. Expected"),
         (dict(iterations=10, max_rate=1.0, last_rate=0.0), "`last_rate`. Expected"),
         (dict(iterations=10, max_rate=1.0, last_iterations=11), "`last_iterations`"),
@@ -186,25 +226,36 @@ def test_validation_errors(kwargs, match):
 
 
 def test_from_schedule_errors():
-    with pytest.raises(ValueError, match="`schedule`. Expected a keras.optimizers"):
+    with pytest.raises(ValueError, match=r"`schedule`\. Expected a keras\.optimizers"):
         OneCycleScheduler.from_schedule(0.1)
     decay = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
-    with pytest.raises(ValueError, match="`cycle_momentum`. Expected a schedule with"):
+    with pytest.raises(
+        ValueError, match=r"`cycle_momentum`\. Expected a schedule with"
+    ):
         OneCycleScheduler.from_schedule(decay, cycle_momentum=True)
 
 
 def test_optimizer_with_schedule_learning_rate_is_refused():
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(OneCycle(0.1, 10)), "mse")
-    with pytest.raises(ValueError, match="Expected a float learning rate.*from_schedule"):
-        model.fit(np.ones((2, 1)), np.ones((2, 1)), verbose=0,
-                  callbacks=[OneCycleScheduler(10, 0.1)])
+    with pytest.raises(
+        ValueError, match=r"Expected a float learning rate.*from_schedule"
+    ):
+        model.fit(
+            np.ones((2, 1)),
+            np.ones((2, 1)),
+            verbose=0,
+            callbacks=[OneCycleScheduler(10, 0.1)],
+        )
 
 
 def test_benchmark_runs_tiny():
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/one_cycle_overhead.py"), "--tiny"],
-        capture_output=True, text=True, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["benchmark"] == "one_cycle_overhead"

@@ -31,14 +31,23 @@ def data():
 def train(optimizer, cycle_momentum, steps_per_execution=1):
     x, y = data()
     model = keras.Sequential(
-        [keras.Input((3,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")]
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(1, use_bias=False, kernel_initializer="ones"),
+        ]
     )
     model.compile(optimizer, "mse", steps_per_execution=steps_per_execution)
     callback = OneCycleScheduler(
         10, 0.1, last_rate=1e-5, cycle_momentum=cycle_momentum, base_momentum=0.5
     )
-    model.fit(x.astype("float32"), y.astype("float32"), batch_size=4, shuffle=False,
-              callbacks=[callback], verbose=0)
+    model.fit(
+        x.astype("float32"),
+        y.astype("float32"),
+        batch_size=4,
+        shuffle=False,
+        callbacks=[callback],
+        verbose=0,
+    )
     return model.layers[0].kernel.numpy().astype("float64")
 
 
@@ -94,7 +103,9 @@ def test_adam_beta_1_is_cycled_inside_the_step(steps_per_execution):
     assert optimizer.beta_1 == 0.9  # the Python constant is restored
     constant = reference_adam(cycle=False)
     assert np.max(np.abs(constant - expected)) > 1e-2
-    np.testing.assert_allclose(train(keras.optimizers.Adam(0.01), False), constant, rtol=1e-5)
+    np.testing.assert_allclose(
+        train(keras.optimizers.Adam(0.01), False), constant, rtol=1e-5
+    )
 
 
 def test_nadam_beta_1_changes_the_update():
@@ -106,7 +117,10 @@ def test_nadam_beta_1_changes_the_update():
 @pytest.mark.parametrize(
     ("optimizer", "match"),
     [
-        (keras.optimizers.SGD(0.01), "SGD\\(momentum>0, nesterov=False\\).*momentum=0.0"),
+        (
+            keras.optimizers.SGD(0.01),
+            "SGD\\(momentum>0, nesterov=False\\).*momentum=0.0",
+        ),
         (keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True), "nesterov=True"),
         (keras.optimizers.RMSprop(0.01), "Received: optimizer=RMSprop"),
     ],
