@@ -70,7 +70,7 @@ def build_parser():
         "--one-cycle-max-rate",
         type=float,
         default=None,
-        help="peak 1cycle rate (default: the range test's suggestion)",
+        help="peak 1cycle rate (default: a third of the range test's lowest-loss rate)",
     )
     parser.add_argument("--mc-samples", type=int, default=100)
     return parser
@@ -124,15 +124,23 @@ def train(model, name, data, args, *, batch_size, callbacks=(), early_stopping=T
 FALLBACK_ONE_CYCLE_RATE = 0.05  # Géron's choice from the range-test plot
 
 
-def lr_sweep(model, data, batch_size, name, sweeps) -> float | None:
-    """Runs `find_learning_rate` (weights restored after) and returns the valley."""
+def lr_sweep(model, data, batch_size, name, sweeps) -> tuple[float, float] | None:
+    """Runs `find_learning_rate` (weights restored after).
+
+    Returns the finder's suggestion (the valley) and the rate at the minimum of
+    the smoothed loss, or `None` when the finder is unavailable.
+    """
     if find_learning_rate is None:
         print(f"LR sweep '{name}' skipped: kerasx.lr_finder is not available yet.")
         return None
     sweep = find_learning_rate(model, data.x_train, data.y_train, batch_size=batch_size)
     sweeps[name] = sweep
-    print(f"LR sweep '{name}': suggested (valley) learning rate {sweep.suggestion:.3g}")
-    return float(sweep.suggestion)
+    lowest = float(np.asarray(sweep.rates)[np.argmin(sweep.smoothed_losses)])
+    print(
+        f"LR sweep '{name}': valley {sweep.suggestion:.3g}, lowest smoothed loss "
+        f"at {lowest:.3g}"
+    )
+    return float(sweep.suggestion), lowest
 
 
 def accuracy(y_true: np.ndarray, probs: np.ndarray) -> float:
@@ -155,7 +163,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     # a-b. ELU + He; an LR sweep first (the finder restores the weights after).
     model = compile_nadam(build_mlp(shape, classes, hidden_units=hidden), 1e-3)
-    valley = lr_sweep(model, data, args.batch_size, "ELU + He, Nadam", sweeps)
+    found = lr_sweep(model, data, args.batch_size, "ELU + He, Nadam", sweeps)
     model.optimizer.learning_rate = args.learning_rate
     history, timer = train(model, "elu_he", data, args, batch_size=args.batch_size)
     record(
@@ -163,7 +171,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         history,
         timer,
         optimizer=f"Nadam({args.learning_rate:g})",
-        **{"LR sweep valley": valley},
+        **{"LR sweep valley": found[0] if found else None},
     )
 
     # c. + BatchNormalization before each ELU (Dense without bias).
@@ -242,14 +250,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return model
 
     model = one_cycle_model()
-    valley = lr_sweep(
+    found = lr_sweep(
         model,
         data,
         args.one_cycle_batch_size,
         "SELU + AlphaDropout, SGD (range test)",
         sweeps,
     )
-    max_rate = args.one_cycle_max_rate or valley or FALLBACK_ONE_CYCLE_RATE
+    # Peak a few times below the lowest-loss rate, where the loss still falls
+    # fast (Géron reads 0.05 off the same curve); the valley is too cautious
+    # for 1cycle (0.67 vs 0.87 on Fashion-MNIST in our runs).
+    max_rate = args.one_cycle_max_rate or (
+        found[1] / 3 if found else FALLBACK_ONE_CYCLE_RATE
+    )
     steps = math.ceil(len(data.x_train) / args.one_cycle_batch_size) * args.epochs
     model = one_cycle_model()
     history, timer = train(
@@ -266,7 +279,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         history,
         timer,
         optimizer=f"SGD 1cycle(max {max_rate:.3g})",
-        **{"LR sweep valley": valley},
+        **{"LR sweep valley": found[0] if found else None},
     )
 
     plot(args.output, histories, sweeps, data.y_valid, probs, mc.mean)
