@@ -3,7 +3,8 @@
 Trains the same 300-100 relu MLP with SGD (momentum 0.9) three ways: a constant
 learning rate; exponential decay `lr0 * 0.1 ** (epoch / s)` through
 `keras.callbacks.LearningRateScheduler`; and `kerasx.schedules.OneCycle` as the
-optimizer's learning rate. All use EarlyStopping. The best model is then saved
+optimizer's learning rate. The first two use EarlyStopping; 1cycle runs its
+full cycle. The best model is then saved
 with `kerasx.saving.save` as HDF5 (`.h5`), JSON architecture + weights
 (`.json`), weights only (`.weights.h5`, loaded into a freshly built model) and
 native `.keras`; each copy is loaded back with `kerasx.saving.load` and its
@@ -54,6 +55,9 @@ def build_parser():
     parser.add_argument("--learning-rate", type=float, default=0.01, help="lr0")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--patience", type=int, default=5, help="EarlyStopping")
+    parser.add_argument(
+        "--one-cycle-max-rate", type=float, default=0.05, help="OneCycle peak"
+    )
     return parser
 
 
@@ -85,18 +89,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"{args.dataset}: {data.describe()}")
     steps = math.ceil(len(data.x_train) / args.batch_size) * args.epochs
     lr0 = args.learning_rate
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", patience=args.patience, restore_best_weights=True
+    )
+    # 1cycle gets no EarlyStopping: stopping it at the peak rate, before the
+    # annealing phase, throws away what the cycle is for.
     variants = [
-        ("constant", lr0, []),
+        ("constant", lr0, [early_stopping]),
         (
             "exponential decay",
             lr0,
             [
                 keras.callbacks.LearningRateScheduler(
                     exponential_decay(lr0, s=args.epochs)
-                )
+                ),
+                early_stopping,
             ],
         ),
-        ("1cycle (OneCycle schedule)", OneCycle(10 * lr0, total_steps=steps), []),
+        (
+            "1cycle (OneCycle schedule)",
+            OneCycle(args.one_cycle_max_rate, total_steps=steps),
+            [],
+        ),
     ]
     rows, histories, rates, models = [], {}, {}, {}
     for variant, learning_rate, callbacks in variants:
@@ -118,16 +132,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             epochs=args.epochs,
             batch_size=args.batch_size,
             validation_data=(data.x_valid, data.y_valid),
-            callbacks=[
-                timer,
-                logger,
-                *callbacks,
-                keras.callbacks.EarlyStopping(
-                    monitor="val_accuracy",
-                    patience=args.patience,
-                    restore_best_weights=True,
-                ),
-            ],
+            callbacks=[timer, logger, *callbacks],
             verbose=args.verbose,
         )
         histories[variant], rates[variant], models[variant] = (

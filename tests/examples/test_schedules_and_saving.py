@@ -34,10 +34,10 @@ def test_rows_and_final_learning_rates(run):
     decay = by_variant["exponential decay"]
     assert decay["epochs"] == 2  # patience 5 cannot stop a 2-epoch run
     assert decay["extra"]["final lr"] == pytest.approx(lr0 * 0.1**0.5, rel=1e-6)
-    # OneCycle(0.1, total_steps=20) ends at 0.1 / 25 / 1e4 after its last step.
+    # OneCycle(0.05, total_steps=20) ends at 0.05 / 25 / 1e4 after its last step.
     one_cycle = by_variant["1cycle (OneCycle schedule)"]
     assert one_cycle["epochs"] == 2
-    assert one_cycle["extra"]["final lr"] == pytest.approx(0.1 / 25 / 1e4, rel=1e-4)
+    assert one_cycle["extra"]["final lr"] == pytest.approx(0.05 / 25 / 1e4, rel=1e-4)
 
 
 def test_every_format_round_trips(run):
