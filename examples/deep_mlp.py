@@ -32,21 +32,13 @@ import _common
 
 from kerasx._learning_curves import plot_learning_curves
 from kerasx.callbacks import OneCycleScheduler
+from kerasx.lr_finder import find_learning_rate, plot_lr_vs_loss
 from kerasx.models import build_mlp, build_selu_mlp
 from kerasx.uncertainty import (
     expected_calibration_error,
     mc_predict,
     to_mc,
 )
-
-# TODO(integration): kerasx.lr_finder and kerasx.plotting are being written in
-# parallel; until they land, the LR sweeps fall back to a fixed rate and the
-# reliability diagram is skipped (both say so on stdout); plotting is imported
-# when the plots are drawn.
-try:
-    from kerasx.lr_finder import find_learning_rate, plot_lr_vs_loss
-except ImportError:
-    find_learning_rate = plot_lr_vs_loss = None
 
 
 def build_parser():
@@ -121,18 +113,12 @@ def train(model, name, data, args, *, batch_size, callbacks=(), early_stopping=T
     return history, timer
 
 
-FALLBACK_ONE_CYCLE_RATE = 0.05  # Géron's choice from the range-test plot
-
-
-def lr_sweep(model, data, batch_size, name, sweeps) -> tuple[float, float] | None:
+def lr_sweep(model, data, batch_size, name, sweeps) -> tuple[float, float]:
     """Runs `find_learning_rate` (weights restored after).
 
     Returns the finder's suggestion (the valley) and the rate at the minimum of
-    the smoothed loss, or `None` when the finder is unavailable.
+    the smoothed loss.
     """
-    if find_learning_rate is None:
-        print(f"LR sweep '{name}' skipped: kerasx.lr_finder is not available yet.")
-        return None
     sweep = find_learning_rate(model, data.x_train, data.y_train, batch_size=batch_size)
     sweeps[name] = sweep
     lowest = float(np.asarray(sweep.rates)[np.argmin(sweep.smoothed_losses)])
@@ -171,7 +157,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         history,
         timer,
         optimizer=f"Nadam({args.learning_rate:g})",
-        **{"LR sweep valley": found[0] if found else None},
+        **{"LR sweep valley": found[0]},
     )
 
     # c. + BatchNormalization before each ELU (Dense without bias).
@@ -260,9 +246,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     # Peak a few times below the lowest-loss rate, where the loss still falls
     # fast (Géron reads 0.05 off the same curve); the valley is too cautious
     # for 1cycle (0.67 vs 0.87 on Fashion-MNIST in our runs).
-    max_rate = args.one_cycle_max_rate or (
-        found[1] / 3 if found else FALLBACK_ONE_CYCLE_RATE
-    )
+    max_rate = args.one_cycle_max_rate or found[1] / 3
     steps = math.ceil(len(data.x_train) / args.one_cycle_batch_size) * args.epochs
     model = one_cycle_model()
     history, timer = train(
@@ -279,7 +263,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         history,
         timer,
         optimizer=f"SGD 1cycle(max {max_rate:.3g})",
-        **{"LR sweep valley": found[0] if found else None},
+        **{"LR sweep valley": found[0]},
     )
 
     plot(args.output, histories, sweeps, data.y_valid, probs, mc.mean)
@@ -303,15 +287,14 @@ def plot(output: Path, histories, sweeps, y_valid, probs, mc_probs) -> None:
 
     _common.plot_val_accuracy(histories, output / "val_accuracy.png")
 
-    if sweeps:
-        fig, axes = _common.new_figure(len(sweeps))
-        for ax, (name, sweep) in zip(axes.flat, sweeps.items(), strict=False):
-            plot_lr_vs_loss(sweep, ax=ax)
-            # Zoom past the final divergence spike, as in the book's figure.
-            smoothed = np.asarray(sweep.smoothed_losses)
-            ax.set_ylim(smoothed.min() * 0.9, smoothed[0] * 1.3)
-            ax.set_title(name, fontsize="medium")
-        _common.save_figure(fig, output / "lr_vs_loss.png")
+    fig, axes = _common.new_figure(len(sweeps))
+    for ax, (name, sweep) in zip(axes.flat, sweeps.items(), strict=True):
+        plot_lr_vs_loss(sweep, ax=ax)
+        # Zoom past the final divergence spike, as in the book's figure.
+        smoothed = np.asarray(sweep.smoothed_losses)
+        ax.set_ylim(smoothed.min() * 0.9, smoothed[0] * 1.3)
+        ax.set_title(name, fontsize="medium")
+    _common.save_figure(fig, output / "lr_vs_loss.png")
 
     try:
         from kerasx.plotting import reliability_diagram
