@@ -156,7 +156,10 @@ def load_split(
     CIFAR-10). With `limit`, the first `limit` training images are kept and
     the validation and test sets shrink to `limit // 10` images.
     """
-    (x_train, y_train), (x_test, y_test) = load_data(dataset)
+    try:
+        (x_train, y_train), (x_test, y_test) = load_data(dataset)
+    except RuntimeError as e:  # not on disk and the download failed
+        raise SystemExit(f"error: {e}\nOr run with --dataset fashion_mnist.") from e
     if len(x_train) <= validation_size:
         validation_size = len(x_train) // 6
     x_valid, y_valid = x_train[-validation_size:], y_train[-validation_size:]
