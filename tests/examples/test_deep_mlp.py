@@ -14,7 +14,7 @@ VARIANTS = [
     "+ BatchNorm",
     "SELU + LeCun",
     "SELU + AlphaDropout(0.1)",
-    "SELU + AlphaDropout, 1cycle",
+    "SELU, 1cycle",
 ]
 
 
