@@ -69,8 +69,9 @@ def main(argv=None):
 
     (x_full, y_full), (x_test, y_test) = load_data("fashion_mnist")
     x_full, x_test = x_full.astype("float32") / 255, x_test.astype("float32") / 255
-    x_train, y_train = x_full[:-5000], y_full[:-5000]
-    x_valid, y_valid = x_full[-5000:], y_full[-5000:]
+    n_valid = min(5000, len(x_full) // 10)  # The book's 5 000 on the real data.
+    x_train, y_train = x_full[:-n_valid], y_full[:-n_valid]
+    x_valid, y_valid = x_full[-n_valid:], y_full[-n_valid:]
     if args.quick:
         args.epochs, args.n_samples = 1, 10
         x_train, y_train = x_train[:2000], y_train[:2000]
