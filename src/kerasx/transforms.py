@@ -1,0 +1,296 @@
+"""Model-to-model transforms for BatchNormalization.
+
+* `fold_batchnorm`: inference model with every BatchNorm that directly follows
+  a Conv/Dense folded into that layer's kernel and bias.
+* `fuse_batchnorm_activation`: BatchNorm + activation pairs replaced by one
+  `kerasx.layers.BatchNormActivation` carrying the same weights.
+
+Both are one rule passed to `kerasx._rewrite.rewrite_model`: the original model
+is never modified.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from kerasx._rewrite import SKIP, RewriteContext, rewrite_model
+from kerasx.layers import BatchNormActivation
+
+__all__ = ["fold_batchnorm", "fuse_batchnorm_activation"]
+
+_LINEAR_TYPES = (
+    keras.layers.Dense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+)
+_DEPTHWISE_TYPES = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+_NORM_TYPES = (keras.layers.BatchNormalization, BatchNormActivation)
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            "Invalid value received for argument `model`. Expected a "
+            "Sequential or Functional keras.Model. "
+            f"Received: model={model!r} of type {type(model).__name__}"
+        )
+
+
+def _is_single_link(producer, consumer, context: RewriteContext) -> bool:
+    """`producer` feeds only `consumer`, which reads only `producer`, once."""
+    consumers, producers = context.consumers(producer), context.producers(consumer)
+    return (
+        len(consumers) == 1
+        and consumers[0] is consumer
+        and len(producers) == 1
+        and producers[0] is producer
+        and context.num_calls(producer) == 1
+        and context.num_calls(consumer) == 1
+        and context.num_consumer_calls(producer) == 1
+        and not context.is_output(producer)
+    )
+
+
+# ---------------------------------------------------------------- folding
+
+
+def _channel_axis(linear) -> int:
+    if isinstance(linear, keras.layers.Dense):
+        return -1
+    return 1 if linear.data_format == "channels_first" else -1
+
+
+def _can_fold(linear, norm, context: RewriteContext) -> bool:
+    if type(linear) not in _LINEAR_TYPES or type(norm) not in _NORM_TYPES:
+        return False
+    if getattr(linear, "quantization_mode", None) is not None:
+        return False
+    if linear.activation is not keras.activations.linear:
+        return False
+    if not isinstance(norm.axis, int) or not _is_single_link(linear, norm, context):
+        return False
+    rank = len(norm.get_build_config()["input_shape"])
+    return norm.axis % rank == _channel_axis(linear) % rank
+
+
+def _affine(norm) -> tuple[np.ndarray, np.ndarray]:
+    """Inference-mode BatchNorm as `x * scale + shift`, in float64."""
+    mean = np.asarray(keras.ops.convert_to_numpy(norm.moving_mean), "float64")
+    variance = np.asarray(keras.ops.convert_to_numpy(norm.moving_variance), "float64")
+    gamma = keras.ops.convert_to_numpy(norm.gamma) if norm.scale else 1.0
+    beta = keras.ops.convert_to_numpy(norm.beta) if norm.center else 0.0
+    scale = np.asarray(gamma, "float64") / np.sqrt(variance + norm.epsilon)
+    return scale, np.asarray(beta, "float64") - mean * scale
+
+
+def _folded_layer(linear, norm) -> keras.layers.Layer:
+    config = {**linear.get_config(), "use_bias": True}
+    if "lora_rank" in config:
+        config["lora_rank"] = None
+    folded = type(linear).from_config(config)
+    folded.build_from_config(linear.get_build_config())
+    kernel = np.asarray(keras.ops.convert_to_numpy(linear.kernel), "float64")
+    if linear.use_bias:
+        bias = np.asarray(keras.ops.convert_to_numpy(linear.bias), "float64")
+    else:
+        bias = np.zeros(folded.bias.shape, "float64")
+    scale, shift = _affine(norm)
+    if isinstance(linear, _DEPTHWISE_TYPES):
+        # Kernel (*kernel_size, in_channels, depth_multiplier): output channel
+        # c * depth_multiplier + m comes from kernel[..., c, m].
+        kernel = kernel * scale.reshape(kernel.shape[-2:])
+    else:
+        kernel = kernel * scale
+    folded.set_weights([kernel, bias * scale + shift])
+    return folded
+
+
+def _activation_after_fold(norm):
+    """What stays of a folded norm: nothing, or its activation as a layer."""
+    if isinstance(norm, keras.layers.BatchNormalization):
+        return SKIP
+    function = keras.activations.get(norm.activation)
+    if function is keras.activations.linear:
+        return SKIP
+    if function is keras.activations.leaky_relu:
+        return keras.layers.LeakyReLU(norm.negative_slope, name=norm.name)
+    return keras.layers.Activation(norm.activation, name=norm.name)
+
+
+def _fold_rule(layer, context: RewriteContext):
+    consumers = context.consumers(layer)
+    if len(consumers) == 1 and _can_fold(layer, consumers[0], context):
+        return _folded_layer(layer, consumers[0])
+    producers = context.producers(layer)
+    if len(producers) == 1 and _can_fold(producers[0], layer, context):
+        return _activation_after_fold(layer)
+    return None
+
+
+def fold_batchnorm(model: keras.Model) -> keras.Model:
+    """Folds each BatchNorm into the Conv/Dense layer right before it.
+
+    In inference mode a BatchNormalization over the channel axis is the
+    per-channel affine map `y = x * s + (beta - mean * s)` with
+    `s = gamma / sqrt(moving_variance + epsilon)`. When it directly follows a
+    linear layer `x = W * u + b` this is the same linear layer with
+
+        W' = W * s        (per output channel)
+        b' = (b - mean) * s + beta
+
+    so the pair becomes one new layer (a bias is created if there was none).
+    Folded pairs: `Dense`, `Conv1D/2D/3D`, `DepthwiseConv1D/2D` (any
+    `data_format`) without activation, followed by `BatchNormalization` or
+    `kerasx.layers.BatchNormActivation` over the channel axis, the linear
+    layer's output feeding nothing else and not being a model output. A
+    `BatchNormActivation` with a non-linear activation leaves that activation
+    behind as a `keras.layers.Activation` (`LeakyReLU` for `leaky_relu`).
+    Every other layer, including BatchNorms after e.g. `Add`, is shared with
+    `model` unchanged; nested Sequential/Functional models are folded too.
+
+    The result computes what `model` computes in inference mode, with one
+    pass less over each activation map. It is meant for inference: training
+    it trains the folded kernels without batch statistics.
+
+    Args:
+        model: A Sequential or Functional `keras.Model`; not modified.
+
+    Returns:
+        A new model of the same kind, uncompiled.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from kerasx.transforms import fold_batchnorm
+    >>> model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2D(
+    ...     8, 3, use_bias=False), keras.layers.BatchNormalization(),
+    ...     keras.layers.ReLU()])
+    >>> folded = fold_batchnorm(model)
+    >>> [type(layer).__name__ for layer in folded.layers]
+    ['Conv2D', 'ReLU']
+    >>> x = np.random.rand(2, 4, 4, 3)
+    >>> bool(np.allclose(folded(x), model(x, training=False), atol=1e-5))
+    True
+
+    Reference:
+        Jacob et al., "Quantization and Training of Neural Networks for
+        Efficient Integer-Arithmetic-Only Inference", CVPR 2018, section 3.2.
+    """
+    _check_model(model)
+    return rewrite_model(model, _fold_rule)
+
+
+# ----------------------------------------------------------------- fusion
+
+_FUSED_NAMES = (
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "softplus",
+    "linear",
+)
+_FUSED_FUNCTIONS = {keras.activations.get(name): name for name in _FUSED_NAMES}
+
+
+def _fused_activation(layer) -> tuple[str, float] | None:
+    """`(activation, negative_slope)` of an activation layer, if fusable."""
+    slope = 0.2
+    if type(layer) is keras.layers.Activation:
+        name = _FUSED_FUNCTIONS.get(layer.activation)
+    elif type(layer) is keras.layers.ReLU:
+        if layer.threshold != 0.0:
+            return None
+        if layer.negative_slope != 0.0:
+            if layer.max_value is not None:
+                return None
+            name, slope = "leaky_relu", layer.negative_slope
+        else:
+            name = {None: "relu", 6.0: "relu6"}.get(layer.max_value)
+    elif type(layer) is keras.layers.LeakyReLU:
+        name, slope = "leaky_relu", layer.negative_slope
+    elif type(layer) is keras.layers.ELU:
+        name = "elu" if layer.alpha == 1.0 else None
+    else:
+        return None
+    return None if name is None else (name, float(slope))
+
+
+def _can_fuse(norm, activation, context: RewriteContext) -> bool:
+    return (
+        type(norm) is keras.layers.BatchNormalization
+        and not norm.renorm
+        and _fused_activation(activation) is not None
+        and _is_single_link(norm, activation, context)
+    )
+
+
+def _fused_layer(norm, activation) -> BatchNormActivation:
+    name, slope = _fused_activation(activation)
+    config = norm.get_config()
+    for key in ("renorm", "renorm_clipping", "renorm_momentum"):
+        config.pop(key, None)
+    fused = BatchNormActivation(activation=name, negative_slope=slope, **config)
+    fused.build_from_config(norm.get_build_config())
+    fused.set_weights(norm.get_weights())
+    return fused
+
+
+def _fuse_rule(layer, context: RewriteContext):
+    consumers = context.consumers(layer)
+    if len(consumers) == 1 and _can_fuse(layer, consumers[0], context):
+        return _fused_layer(layer, consumers[0])
+    producers = context.producers(layer)
+    if len(producers) == 1 and _can_fuse(producers[0], layer, context):
+        return SKIP
+    return None
+
+
+def fuse_batchnorm_activation(model: keras.Model) -> keras.Model:
+    """Replaces BatchNorm + activation pairs by one `BatchNormActivation`.
+
+    A `keras.layers.BatchNormalization` whose output feeds only an activation
+    layer that `kerasx.layers.BatchNormActivation` fuses becomes one
+    `BatchNormActivation` with the same configuration and copies of the same
+    weights (`gamma`, `beta`, `moving_mean`, `moving_variance`), so
+    `act(gamma * (x - mean) / sqrt(var + epsilon) + beta)` is computed in one
+    kernel, in training (batch statistics, same moving-statistic updates) and
+    in inference. Fused activation layers: `Activation` with relu, relu6,
+    leaky_relu, elu, selu, gelu, silu/swish, sigmoid, tanh, softplus or
+    linear; `ReLU` (plain, `max_value=6` as relu6, `negative_slope` as
+    leaky_relu; not with a `threshold`); `LeakyReLU`; `ELU` with `alpha=1`.
+    Anything else (BatchNorms with `renorm`, a BatchNorm output that is also
+    used elsewhere or is a model output, `Softmax`, ...) is shared with
+    `model` unchanged. The fused layer keeps the BatchNorm's name.
+
+    Args:
+        model: A Sequential or Functional `keras.Model`; not modified.
+
+    Returns:
+        A new model of the same kind, uncompiled and trainable.
+
+    Example:
+
+    >>> import keras
+    >>> from kerasx.transforms import fuse_batchnorm_activation
+    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4),
+    ...     keras.layers.BatchNormalization(), keras.layers.ReLU()])
+    >>> fused = fuse_batchnorm_activation(model)
+    >>> [type(layer).__name__ for layer in fused.layers]
+    ['Dense', 'BatchNormActivation']
+
+    Reference:
+        Ioffe and Szegedy, "Batch Normalization: Accelerating Deep Network
+        Training by Reducing Internal Covariate Shift", ICML 2015.
+    """
+    _check_model(model)
+    return rewrite_model(model, _fuse_rule)
