@@ -31,12 +31,12 @@ def _conv_activation(x, *, batch_norm, fused_bn, activation, act_name, name_temp
     return keras.layers.Activation(activation, name=name_template.format(act_name))(x)
 
 
-def _check_spatial_size(input_shape: tuple, n_blocks: int, downsample: str):
+def _check_spatial_size(input_shape: tuple, filters: tuple, downsample: str):
     """Every block halves the spatial size; refuse to shrink below 1 pixel."""
     for size in input_shape[:2]:
         if size is None:
             continue
-        for _ in range(n_blocks):
+        for _ in filters:
             # Pooling floors (valid padding); a stride-2 `same` conv ceils.
             size = size // 2 if downsample == "maxpool" else -(-size // 2)
         if size < 1:
@@ -44,7 +44,7 @@ def _check_spatial_size(input_shape: tuple, n_blocks: int, downsample: str):
                 "filters",
                 f"at most as many blocks as halvings of the spatial size "
                 f"{input_shape[:2]} allow with downsample='{downsample}'",
-                tuple(range(n_blocks)),
+                filters,
             )
 
 
@@ -144,7 +144,7 @@ def build_cnn(
     args.initializer("kernel_initializer", kernel_initializer)
     args.optional_layer("preprocessing", preprocessing)
     name = args.optional_name(name)
-    _check_spatial_size(input_shape, len(filters), downsample)
+    _check_spatial_size(input_shape, filters, downsample)
 
     act_name = args.activation_name(activation)
     inputs = keras.Input(shape=input_shape, name="input")
