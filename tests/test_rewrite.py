@@ -142,18 +142,41 @@ def test_shared_layer_gets_one_replacement(rng):
     np.testing.assert_allclose(new.predict([xa, xb], verbose=0), expected, rtol=1e-5)
 
 
-def test_masks_pass_through_skipped_layer(rng):
+def test_masks_pass_through_skipped_and_replaced_layers(rng):
     inputs = keras.Input((4,), dtype="int32")
     embedded = layers.Embedding(5, 2, mask_zero=True)(inputs)
     outputs = layers.GlobalAveragePooling1D()(layers.Dropout(0.5)(embedded))
     model = keras.Model(inputs, outputs)
     table = rng.normal(size=(5, 2))
     model.layers[1].set_weights([table.astype("float32")])
-    new = rewrite_model(model, skip_dropout)
-    assert not any(isinstance(layer, layers.Dropout) for layer in new.layers)
+    seen = []
+
+    def rule(layer, context):
+        seen.append(layer)
+        if isinstance(layer, layers.GlobalAveragePooling1D):
+            return layers.GlobalAveragePooling1D(name="new_pool")
+        return skip_dropout(layer, context)
+
+    new = rewrite_model(model, rule)
+    # The Embedding's mask is a `not_equal` operation, never given to the rule.
+    assert all(isinstance(layer, layers.Layer) for layer in seen)
+    assert [type(layer).__name__ for layer in new.layers] == [
+        "InputLayer",
+        "Embedding",
+        "GlobalAveragePooling1D",
+    ]
     tokens = np.array([[1, 2, 0, 0], [3, 0, 0, 0]])
     expected = np.stack([table[[1, 2]].mean(0), table[3]])
     np.testing.assert_allclose(new.predict(tokens, verbose=0), expected, rtol=1e-5)
+
+
+def test_replacement_without_mask_argument():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, layers.BatchNormalization(epsilon=0.0)(inputs))
+    # BatchNormalization's recorded call has `mask=None`; Activation takes none.
+    new = rewrite_model(model, lambda layer, ctx: layers.Activation("relu"))
+    x = np.array([[-1.0, 2.0, 0.5]], "float32")
+    np.testing.assert_allclose(new.predict(x, verbose=0), [[0.0, 2.0, 0.5]])
 
 
 def test_replacement_keeps_call_kwargs(rng):

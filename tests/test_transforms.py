@@ -269,3 +269,12 @@ def test_fuse_leaves_unfusable_pairs(rng):
 def test_invalid_model(transform):
     with pytest.raises(ValueError, match="Invalid value received for argument `model`"):
         transform(layers.Dense(2))
+
+
+def test_fold_after_fuse_matches_fold(rng):
+    model = cnn()
+    randomize_norms(model, rng)
+    both = fold_batchnorm(fuse_batchnorm_activation(model))
+    assert "BatchNormActivation" not in type_names(both)
+    x = rng.normal(size=(2, 6, 6, 3)).astype("float32")
+    assert_close(both(x), fold_batchnorm(model)(x))

@@ -10,6 +10,7 @@ call arguments.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Final
 
@@ -51,7 +52,9 @@ class RewriteContext:
 
     Connections are those of the model given to the rule, counted over every
     call site of a shared layer; calls of the same layer in other models are
-    ignored. `InputLayer`s appear as producers.
+    ignored. `InputLayer`s appear as producers; plain `keras.ops` operations
+    recorded in the graph (e.g. the `NotEqual` computing an `Embedding` mask)
+    can appear as producers or consumers too.
     """
 
     def __init__(self, model: keras.Model) -> None:
@@ -111,9 +114,10 @@ class RewriteContext:
 def rewrite_model(model: keras.Model, rule: Rule, *, name: str | None = None):
     """Returns a copy of `model` with each layer mapped through `rule`.
 
-    `rule(layer, context)` is called once per layer (InputLayers and nested
-    Sequential/Functional models excluded: those are rebuilt and the rule is
-    applied to their layers, with a context for that submodel). It returns
+    `rule(layer, context)` is called once per layer (InputLayers, plain
+    `keras.ops` operations and nested Sequential/Functional models excluded:
+    operations are kept, submodels are rebuilt and the rule is applied to
+    their layers, with a context for that submodel). It returns
     `None` to keep the very same layer object (weights shared), a new
     `keras.layers.Layer` to call instead on the same inputs with the same call
     arguments (`training`, `mask`, ...), or `SKIP` to drop the layer, whose
@@ -201,11 +205,20 @@ def _rewrite_sequential(model, rule, cache, name):
 def _rewrite_functional(model, rule, cache, name):
     context = RewriteContext(model)
     operations = {}
-    for layer in model.operations:
-        if isinstance(layer, keras.layers.InputLayer):
+    for operation in model.operations:
+        # Plain operations (e.g. the `not_equal` of an Embedding mask, or
+        # `keras.ops` applied to symbolic tensors) are not layers: kept as-is.
+        if isinstance(operation, keras.layers.InputLayer) or not isinstance(
+            operation, keras.layers.Layer
+        ):
+            operations[id(operation)] = operation
             continue
-        new_layer = _replacement(layer, context, rule, cache)
-        operations[id(layer)] = _passthrough(layer) if new_layer is SKIP else new_layer
+        new_layer = _replacement(operation, context, rule, cache)
+        if new_layer is SKIP:
+            new_layer = _passthrough(operation)
+        elif new_layer is not operation:
+            new_layer = _call_replacement(new_layer)
+        operations[id(operation)] = new_layer
     inputs = keras.tree.map_structure(_new_input, model.input)
     outputs = model._run_through_graph(
         inputs, operation_fn=lambda layer: operations[id(layer)]
@@ -222,6 +235,24 @@ def _new_input(tensor):
         sparse=tensor.sparse,
         name=tensor.name,
     )
+
+
+def _call_replacement(layer: keras.layers.Layer) -> Callable:
+    """Calls `layer` with the original call's arguments it can accept.
+
+    Keras records the `training` and `mask` values it filled in for the
+    original layer; a replacement whose `call` takes neither does not need
+    them (masks still travel on the tensors), so they are dropped for it.
+    """
+    parameters = inspect.signature(layer.call).parameters.values()
+    names = {parameter.name for parameter in parameters}
+    takes_any = any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters)
+    dropped = set() if takes_any else {"training", "mask"} - names
+
+    def call(*args, **kwargs):
+        return layer(*args, **{k: v for k, v in kwargs.items() if k not in dropped})
+
+    return call
 
 
 def _passthrough(layer: keras.layers.Layer) -> Callable:
