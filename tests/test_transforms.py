@@ -278,3 +278,27 @@ def test_fold_after_fuse_matches_fold(rng):
     assert "BatchNormActivation" not in type_names(both)
     x = rng.normal(size=(2, 6, 6, 3)).astype("float32")
     assert_close(both(x), fold_batchnorm(model)(x))
+
+
+@pytest.mark.parametrize("fused_bn", [False, True])
+def test_build_cnn_fold_and_fuse(fused_bn, rng):
+    from kerasx.models import build_cnn
+
+    model = build_cnn(
+        (8, 8, 3),
+        4,
+        filters=(4, 6),
+        convs_per_block=1,
+        dense_units=(5,),
+        fused_bn=fused_bn,
+    )
+    randomize_norms(model, rng)
+    x = rng.normal(size=(3, 8, 8, 3)).astype("float32")
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(layer, NORMS) for layer in folded._flatten_layers())
+    assert_close(folded(x), model(x, training=False))
+    fused = fuse_batchnorm_activation(model)
+    assert not any(
+        type(layer) is layers.BatchNormalization for layer in fused._flatten_layers()
+    )
+    assert_close(fused(x), model(x, training=False))

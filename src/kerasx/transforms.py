@@ -150,7 +150,8 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     `BatchNormActivation` with a non-linear activation leaves that activation
     behind as a `keras.layers.Activation` (`LeakyReLU` for `leaky_relu`).
     Every other layer, including BatchNorms after e.g. `Add`, is shared with
-    `model` unchanged; nested Sequential/Functional models are folded too.
+    `model` (same objects, same variables); nested Sequential/Functional
+    models are folded too.
 
     The result computes what `model` computes in inference mode, with one
     pass less over each activation map. It is meant for inference: training
@@ -270,7 +271,9 @@ def fuse_batchnorm_activation(model: keras.Model) -> keras.Model:
     leaky_relu; not with a `threshold`); `LeakyReLU`; `ELU` with `alpha=1`.
     Anything else (BatchNorms with `renorm`, a BatchNorm output that is also
     used elsewhere or is a model output, `Softmax`, ...) is shared with
-    `model` unchanged. The fused layer keeps the BatchNorm's name.
+    `model` unchanged. The fused layer keeps the BatchNorm's name. Its
+    variables are copies, while every other layer is shared with `model`
+    (training the result also trains those layers of `model`).
 
     Args:
         model: A Sequential or Functional `keras.Model`; not modified.
