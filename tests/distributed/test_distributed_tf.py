@@ -13,12 +13,6 @@ from _runner import run_worker
 
 pytestmark = pytest.mark.backend("tensorflow")
 
-INT_GAP = (
-    "kerasx gap: OneCycleScheduler.on_train_begin / ExponentialLearningRate."
-    "on_train_begin call int(optimizer.iterations), which raises TypeError for a "
-    "Keras variable backed by a tf.distribute MirroredVariable; fix: "
-    "int(ops.convert_to_numpy(optimizer.iterations))"
-)
 MC_GAP = (
     "kerasx gap: mc_predict on a model built in a MirroredStrategy scope (called "
     "inside or outside the scope) runs its sampler with "
@@ -48,7 +42,6 @@ def hands_on_one_cycle(steps):
     return np.interp(steps, [0, 8, 16, 17], [0.01, 0.1, 0.01, 1e-5])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=INT_GAP)
 def test_one_cycle_scheduler_rate_per_global_step_with_resume(measured):
     no_error(measured, "one_cycle_scheduler")
     rates = measured["one_cycle_rates"]  # (step, replica), across save/load/resume
@@ -254,7 +247,6 @@ def test_mc_predict_inside_scope(measured):
     )
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=INT_GAP)
 def test_find_learning_rate_under_strategy(measured):
     no_error(measured, "lr_finder")
     rates = measured["finder_rates"]

@@ -78,7 +78,7 @@ class ExponentialLearningRate(keras.callbacks.Callback):
         self._initial_rate = float(ops.convert_to_numpy(model.optimizer.learning_rate))
         self._accumulation = model.optimizer.gradient_accumulation_steps or 1
         self._batches_seen = 0
-        start = int(model.optimizer.iterations)
+        start = int(ops.convert_to_numpy(model.optimizer.iterations))
         initial, factor = self._initial_rate, self.factor
 
         def learning_rate_fn(step):

@@ -220,7 +220,7 @@ class OneCycleScheduler(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         remove_step_hook(self.model)
         check_learning_rate_is_variable(optimizer)
-        step = int(optimizer.iterations) - self.start_step
+        step = int(ops.convert_to_numpy(optimizer.iterations)) - self.start_step
         if self.iterations is not None and step >= self.iterations:
             warnings.warn(
                 f"The 1cycle schedule is already over (step {step} of "
