@@ -219,9 +219,12 @@ def _run_chunk(
         sampler = _mc_sampler.get_sampler(model, group, classification, keep)
         stats = sampler.predict_on_batch(inputs)
         stats = {
-            key: np.asarray(value, dtype=np.float64)[
-                (slice(None),) * (key == "samples") + (slice(0, stop - start),)
-            ]
+            key: np.asarray(value, dtype=np.float64) for key, value in stats.items()
+        }
+        if "samples" in stats:  # The sampler returns them row-first.
+            stats["samples"] = np.moveaxis(stats["samples"], 1, 0)
+        stats = {
+            key: value[(slice(None),) * (key == "samples") + (slice(0, stop - start),)]
             for key, value in stats.items()
         }
         if classification and total is None:

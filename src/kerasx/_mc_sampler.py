@@ -72,7 +72,9 @@ class _Sampler(keras.Model):
             stats["max"] = ops.max(probs, axis=(0, -1))
             stats["sum_error"] = ops.max(ops.abs(ops.sum(probs, axis=-1) - 1.0), axis=0)
         if self.return_samples:
-            stats["samples"] = samples
+            # Row-first, like every other output: a distribution strategy splits
+            # the rows over replicas and concatenates the outputs on axis 0.
+            stats["samples"] = ops.moveaxis(samples, 0, 1)
         return stats
 
 

@@ -13,13 +13,6 @@ from _runner import run_worker
 
 pytestmark = pytest.mark.backend("tensorflow")
 
-MC_GAP = (
-    "kerasx gap: mc_predict on a model built in a MirroredStrategy scope (called "
-    "inside or outside the scope) runs its sampler with "
-    "predict_on_batch, which splits the rows over replicas and concatenates the "
-    "replicas' outputs on axis 0 (the sample axis of `samples`): 2 * n_samples "
-    "samples come back (the replicas also share one seed state)"
-)
 CANCELLATION_GAP = (
     "kerasx gap: BatchNormActivation(synchronized=True) uses keras.ops.moments("
     "synchronized=True), i.e. E[x^2] - E[x]^2 in float32, which loses the variance "
@@ -221,7 +214,6 @@ def mc_reference_checks(samples, mean, std, x):
     np.testing.assert_allclose(std, samples.std(0), rtol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=MC_GAP)
 def test_mc_predict_outside_scope_equals_single_device(measured):
     no_error(measured, "mc")
     assert bool(measured["mc_state_unchanged"])
@@ -236,7 +228,6 @@ def test_mc_predict_outside_scope_equals_single_device(measured):
     )
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=MC_GAP)
 def test_mc_predict_inside_scope(measured):
     no_error(measured, "mc")
     mc_reference_checks(
