@@ -19,7 +19,11 @@ PUBLIC = {
     ],
     "kerasx.lr_finder": ["find_learning_rate", "LRFinderResult", "plot_lr_vs_loss"],
     "kerasx.models": ["build_mlp", "build_selu_mlp", "build_cnn"],
-    "kerasx.plotting": ["reliability_diagram"],
+    "kerasx.plotting": [
+        "plot_learning_curves",
+        "plot_lr_vs_loss",
+        "reliability_diagram",
+    ],
     "kerasx.saving": ["save", "load", "to_json", "from_json"],
     "kerasx.schedules": ["OneCycle"],
     "kerasx.transforms": ["fold_batchnorm", "fuse_batchnorm_activation"],

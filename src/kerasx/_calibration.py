@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 _SUM_TOLERANCE = 1e-3
 _LOG_FLOOR = 1e-15
@@ -101,7 +102,9 @@ def reliability_bins(y_true, probs, n_bins=15):
     return edges, accuracy, mean_confidence, counts
 
 
-def expected_calibration_error(y_true, probs, n_bins: int = 15) -> float:
+def expected_calibration_error(
+    y_true: ArrayLike, probs: ArrayLike, n_bins: int = 15
+) -> float:
     """Expected calibration error of the top-1 prediction.
 
     With the rows split into `n_bins` equal-width confidence bins `B_b`:
@@ -132,7 +135,7 @@ def expected_calibration_error(y_true, probs, n_bins: int = 15) -> float:
     return float(np.sum(counts[filled] * gaps) / counts.sum())
 
 
-def negative_log_likelihood(y_true, probs) -> float:
+def negative_log_likelihood(y_true: ArrayLike, probs: ArrayLike) -> float:
     """Mean negative log-likelihood of the true class, in nats.
 
     `NLL = -1/n sum_i log p_i[y_i]`, with probabilities floored at `1e-15`
@@ -159,7 +162,7 @@ def negative_log_likelihood(y_true, probs) -> float:
     return float(-np.mean(np.log(np.maximum(picked, _LOG_FLOOR))))
 
 
-def brier_score(y_true, probs) -> float:
+def brier_score(y_true: ArrayLike, probs: ArrayLike) -> float:
     """Brier score: mean squared error between probabilities and one-hot labels.
 
     Multi-class (`probs` of shape `(n, n_classes)`):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from typing import Any
 
 import keras
 import numpy as np
@@ -82,7 +83,7 @@ def _validate(model, leaves, n_samples, batch_size, seed, task, flags):
 
 def mc_predict(
     model: keras.Model,
-    x,
+    x: Any,
     *,
     n_samples: int = 100,
     batch_size: int | None = None,

@@ -10,7 +10,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["reliability_diagram"]
+from kerasx._learning_curves import plot_learning_curves
+from kerasx._lr_finder_result import plot_lr_vs_loss
+
+__all__ = ["plot_learning_curves", "plot_lr_vs_loss", "reliability_diagram"]
 
 
 def _axes(ax: Any) -> Any:

@@ -187,7 +187,9 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         )
         return _piecewise(self._step(step), phases, self.anneal_strategy)
 
-    def momentum(self, step, base_momentum: float = 0.85, max_momentum: float = 0.95):
+    def momentum(
+        self, step: Any, base_momentum: float = 0.85, max_momentum: float = 0.95
+    ) -> Any:
         """The momentum (or Adam `beta_1`) matching the learning rate at `step`.
 
         It moves opposite to the rate: `max_momentum` at the start, `base_momentum`

@@ -189,9 +189,11 @@ class OneCycleScheduler(keras.callbacks.Callback):
 
         Args:
             schedule: The schedule, called with `optimizer.iterations - start_step`.
-            start_step, cycle_momentum, base_momentum, max_momentum: As in the
-                constructor; `cycle_momentum` needs a schedule with a `momentum`
-                method (e.g. `kerasx.schedules.OneCycle`).
+            start_step: As in the constructor.
+            cycle_momentum: As in the constructor; needs a schedule with a
+                `momentum` method (e.g. `kerasx.schedules.OneCycle`).
+            base_momentum: As in the constructor.
+            max_momentum: As in the constructor.
 
         Returns:
             A `OneCycleScheduler` callback.
