@@ -43,6 +43,16 @@ def test_json_writes_architecture_and_weights_side_by_side(tmp_path):
     assert '"class_name": "Functional"' in (tmp_path / "net.json").read_text()
 
 
+def test_json_load_is_uncompiled_instead_of_default_optimizer(tmp_path):
+    model = _small_model()
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    save(model, tmp_path / "m.json")
+    assert '"compile_config"' in (tmp_path / "m.json").read_text()
+    # keras.models.model_from_json would compile with RMSprop here.
+    assert not load(tmp_path / "m.json").compiled
+    assert not from_json(to_json(model)).compiled
+
+
 def test_weights_suffix_wins_over_h5(tmp_path):
     save(_small_model(), tmp_path / "w.weights.h5")
     with pytest.raises(ValueError, match=r"Expected the keras\.Model to load"):

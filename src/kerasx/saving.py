@@ -193,6 +193,10 @@ def from_json(
 ) -> keras.Model:
     """Rebuilds an (uncompiled, freshly initialised) model from `to_json` text.
 
+    The model is always returned uncompiled: Keras' JSON records the loss but
+    not the optimizer, and `keras.models.model_from_json` would silently
+    compile with a default `RMSprop`. Compile it yourself.
+
     Args:
         text: JSON produced by `to_json` or `keras.Model.to_json`.
         custom_objects: Extra classes/functions by name; kerasx objects are
@@ -223,6 +227,8 @@ def from_json(
         config = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"Cannot parse the model JSON: {error}.") from error
+    if isinstance(config, dict):
+        config.pop("compile_config", None)
     _saving_formats.register_kerasx_objects()
     model = keras.saving.deserialize_keras_object(
         config, custom_objects=custom_objects, safe_mode=safe_mode
