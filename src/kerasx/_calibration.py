@@ -122,9 +122,12 @@ def expected_calibration_error(
 
     Example:
 
+    ```python
     >>> ece = expected_calibration_error([0, 1], [[0.9, 0.1], [0.6, 0.4]], n_bins=10)
     >>> round(ece, 6)  # (|1 - 0.9| + |0 - 0.6|) / 2
     0.35
+
+    ```
 
     Reference:
         Guo et al., "On Calibration of Modern Neural Networks", ICML 2017.
@@ -150,8 +153,11 @@ def negative_log_likelihood(y_true: ArrayLike, probs: ArrayLike) -> float:
 
     Example:
 
+    ```python
     >>> round(negative_log_likelihood([0, 1], [[0.5, 0.5], [0.2, 0.8]]), 6)
     0.458145
+
+    ```
 
     Reference:
         Quiñonero-Candela et al., "Evaluating Predictive Uncertainty
@@ -179,8 +185,11 @@ def brier_score(y_true: ArrayLike, probs: ArrayLike) -> float:
 
     Example:
 
+    ```python
     >>> round(brier_score([0, 1], [[0.8, 0.2], [0.4, 0.6]]), 6)
     0.2
+
+    ```
 
     Reference:
         Brier, "Verification of Forecasts Expressed in Terms of Probability",

@@ -48,11 +48,14 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Example:
 
+    ```python
     >>> from kerasx.datasets import read_idx
     >>> labels = read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
     ... # doctest: +SKIP
     >>> labels.shape  # doctest: +SKIP
     (10000,)
+
+    ```
     """
     path = Path(path)
     try:

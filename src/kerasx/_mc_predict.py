@@ -132,6 +132,7 @@ def mc_predict(
 
     Example:
 
+    ```python
     >>> import numpy as np
     >>> from kerasx.layers import MCDropout
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
@@ -139,6 +140,8 @@ def mc_predict(
     >>> result = mc_predict(model, np.ones((2, 4)), n_samples=20, seed=0)
     >>> result.mean.shape, result.mutual_information.shape
     ((2, 3), (2,))
+
+    ```
 
     Reference:
         Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016;

@@ -146,11 +146,14 @@ def load_data(
 
     Example:
 
+    ```python
     >>> from kerasx.datasets import load_data
     >>> (x_train, y_train), (x_test, y_test) = load_data("fashion_mnist")
     ... # doctest: +SKIP
     >>> x_train.shape, x_train.dtype  # doctest: +SKIP
     ((60000, 28, 28), dtype('uint8'))
+
+    ```
 
     Reference:
         Yann LeCun's idx format: http://yann.lecun.com/exdb/mnist/ ;

@@ -148,12 +148,15 @@ def find_learning_rate(
 
     Example:
 
+    ```python
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     >>> model.compile(keras.optimizers.SGD(0.01), "mse")
     >>> x, y = np.random.rand(256, 4), np.random.rand(256, 1)
     >>> result = find_learning_rate(model, x, y, batch_size=8, max_rate=1.0)
     >>> len(result.rates) <= 32, round(float(model.optimizer.learning_rate), 6)
     (True, 0.01)
+
+    ```
 
     Reference:
         - [Smith, 2017](https://arxiv.org/abs/1506.01186), "Cyclical Learning Rates".

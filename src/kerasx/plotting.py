@@ -55,11 +55,14 @@ def reliability_diagram(
 
     Example:
 
+    ```python
     >>> import matplotlib
     >>> matplotlib.use("Agg")
     >>> ax = reliability_diagram([0, 1, 1], [[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
     >>> ax.get_xlabel()
     'Confidence'
+
+    ```
 
     Reference:
         Guo et al., "On Calibration of Modern Neural Networks", ICML 2017,

@@ -96,10 +96,13 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
     Example:
 
+    ```python
     >>> schedule = OneCycle(0.1, total_steps=100)
     >>> round(float(schedule(0)), 6), round(float(schedule(29)), 6)
     (0.004, 0.1)
     >>> optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9)
+
+    ```
 
     Reference:
         - [Smith & Topin, 2017](https://arxiv.org/abs/1708.07120), "Super-Convergence".

@@ -165,6 +165,7 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
 
     Example:
 
+    ```python
     >>> import keras, numpy as np
     >>> from kerasx.transforms import fold_batchnorm
     >>> model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2D(
@@ -176,6 +177,8 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     >>> x = np.random.rand(2, 4, 4, 3)
     >>> bool(np.allclose(folded(x), model(x, training=False), atol=1e-5))
     True
+
+    ```
 
     Reference:
         Jacob et al., "Quantization and Training of Neural Networks for
@@ -283,6 +286,7 @@ def fuse_batchnorm_activation(model: keras.Model) -> keras.Model:
 
     Example:
 
+    ```python
     >>> import keras
     >>> from kerasx.transforms import fuse_batchnorm_activation
     >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4),
@@ -290,6 +294,8 @@ def fuse_batchnorm_activation(model: keras.Model) -> keras.Model:
     >>> fused = fuse_batchnorm_activation(model)
     >>> [type(layer).__name__ for layer in fused.layers]
     ['Dense', 'BatchNormActivation']
+
+    ```
 
     Reference:
         Ioffe and Szegedy, "Batch Normalization: Accelerating Deep Network

@@ -92,11 +92,14 @@ def to_mc(model: keras.Model) -> keras.Model:
 
     Example:
 
+    ```python
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
     ...     keras.layers.Dropout(0.5), keras.layers.Dense(2)])
     >>> mc_model = to_mc(model)
     >>> type(mc_model.layers[1]).__name__, mc_model.layers[0] is model.layers[0]
     ('MCDropout', True)
+
+    ```
 
     Reference:
         Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016.
@@ -122,10 +125,13 @@ def from_mc(model: keras.Model) -> keras.Model:
 
     Example:
 
+    ```python
     >>> from kerasx.layers import MCDropout
     >>> model = keras.Sequential([keras.Input((4,)), MCDropout(0.5)])
     >>> type(from_mc(model).layers[0]).__name__
     'Dropout'
+
+    ```
 
     Reference:
         Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016.

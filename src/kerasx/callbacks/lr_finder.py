@@ -37,6 +37,7 @@ class ExponentialLearningRate(keras.callbacks.Callback):
 
     Example:
 
+    ```python
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     >>> model.compile(keras.optimizers.SGD(1e-4), "mse")
     >>> sweep = ExponentialLearningRate(factor=10.0)
@@ -44,6 +45,8 @@ class ExponentialLearningRate(keras.callbacks.Callback):
     >>> _ = model.fit(x, y, batch_size=4, callbacks=[sweep], verbose=0)
     >>> [round(rate, 6) for rate in sweep.rates]
     [0.0001, 0.001, 0.01]
+
+    ```
 
     Reference:
         - Géron, *Hands-On Machine Learning*, 3rd ed., ch. 11,

@@ -92,6 +92,7 @@ class OneCycleScheduler(keras.callbacks.Callback):
 
     Example:
 
+    ```python
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     >>> model.compile(keras.optimizers.SGD(0.01), "mse")
     >>> cycle = OneCycleScheduler(iterations=20, max_rate=0.05)
@@ -99,6 +100,8 @@ class OneCycleScheduler(keras.callbacks.Callback):
     >>> history = model.fit(x, y, batch_size=4, epochs=2, callbacks=[cycle], verbose=0)
     >>> round(history.history["learning_rate"][-1], 9)
     5e-06
+
+    ```
 
     Reference:
         - Géron, *Hands-On Machine Learning*, 3rd ed., ch. 11, `OneCycleScheduler`.

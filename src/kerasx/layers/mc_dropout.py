@@ -61,11 +61,14 @@ class MCDropout(_AlwaysStochastic, keras.layers.Dropout):
 
     Example:
 
+    ```python
     >>> import numpy as np
     >>> layer = MCDropout(0.5, seed=1)
     >>> y = keras.ops.convert_to_numpy(layer(np.ones((2, 8)), training=False))
     >>> sorted(set(y.ravel().tolist())) in ([0.0, 2.0], [0.0], [2.0])
     True
+
+    ```
 
     Reference:
         Gal & Ghahramani, "Dropout as a Bayesian Approximation: Representing
@@ -96,9 +99,12 @@ class MCAlphaDropout(_AlwaysStochastic, keras.layers.AlphaDropout):
 
     Example:
 
+    ```python
     >>> layer = MCAlphaDropout(0.1, seed=1)
     >>> tuple(layer(keras.ops.zeros((2, 4))).shape)
     (2, 4)
+
+    ```
 
     Reference:
         Klambauer et al., "Self-Normalizing Neural Networks", NeurIPS 2017.
@@ -123,9 +129,12 @@ class MCGaussianDropout(_AlwaysStochastic, keras.layers.GaussianDropout):
 
     Example:
 
+    ```python
     >>> layer = MCGaussianDropout(0.2, seed=1)
     >>> tuple(layer(keras.ops.ones((2, 4))).shape)
     (2, 4)
+
+    ```
 
     Reference:
         Srivastava et al., "Dropout: A Simple Way to Prevent Neural Networks
@@ -150,9 +159,12 @@ class MCGaussianNoise(_AlwaysStochastic, keras.layers.GaussianNoise):
 
     Example:
 
+    ```python
     >>> layer = MCGaussianNoise(0.1, seed=1)
     >>> tuple(layer(keras.ops.ones((2, 4))).shape)
     (2, 4)
+
+    ```
 
     Reference:
         Keras `keras.layers.GaussianNoise`, with the training switch removed.
@@ -179,9 +191,12 @@ class MCSpatialDropout1D(_AlwaysStochastic, keras.layers.SpatialDropout1D):
 
     Example:
 
+    ```python
     >>> layer = MCSpatialDropout1D(0.5, seed=1)
     >>> tuple(layer(keras.ops.ones((2, 5, 3))).shape)
     (2, 5, 3)
+
+    ```
 
     Reference:
         Tompson et al., "Efficient Object Localization Using Convolutional
@@ -210,9 +225,12 @@ class MCSpatialDropout2D(_AlwaysStochastic, keras.layers.SpatialDropout2D):
 
     Example:
 
+    ```python
     >>> layer = MCSpatialDropout2D(0.5, seed=1)
     >>> tuple(layer(keras.ops.ones((2, 4, 4, 3))).shape)
     (2, 4, 4, 3)
+
+    ```
 
     Reference:
         Tompson et al., "Efficient Object Localization Using Convolutional
@@ -241,9 +259,12 @@ class MCSpatialDropout3D(_AlwaysStochastic, keras.layers.SpatialDropout3D):
 
     Example:
 
+    ```python
     >>> layer = MCSpatialDropout3D(0.5, seed=1)
     >>> tuple(layer(keras.ops.ones((1, 2, 2, 2, 3))).shape)
     (1, 2, 2, 2, 3)
+
+    ```
 
     Reference:
         Tompson et al., "Efficient Object Localization Using Convolutional
