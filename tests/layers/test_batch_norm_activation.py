@@ -234,3 +234,22 @@ def test_axis_out_of_range_and_integer_inputs():
         BatchNormActivation(axis=3).build((2, 4, 5))
     with pytest.raises(ValueError, match="Expected a floating tensor"):
         BatchNormActivation()(np.ones((2, 3), "int32"), training=True)
+
+
+@pytest.mark.backend("tensorflow")
+def test_synchronized_runs_unfused_path_with_same_result(rng):
+    x = rng.normal(size=(8, 3)).astype("float32")
+    synced = BatchNormActivation("elu", synchronized=True)
+    plain = BatchNormActivation("elu")
+    np.testing.assert_allclose(
+        _np(synced(x, training=True)), _np(plain(x, training=True)), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        synced.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-6
+    )
+
+
+@pytest.mark.backend("jax")
+def test_synchronized_is_rejected_off_tensorflow():
+    with pytest.raises(ValueError, match="Received: synchronized=True"):
+        BatchNormActivation(synchronized=True)
