@@ -183,6 +183,16 @@ def test_weights_of_larger_model_are_refused(tmp_path):
 
 
 # ------------------------------------------------------------ resume training
+def test_h5_save_does_not_strip_the_optimizer_from_later_saves(tmp_path):
+    model = _small_model()
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    before = model.get_compile_config()
+    save(model, tmp_path / "m.h5")  # Keras' legacy writer pops "optimizer" in place
+    assert model.get_compile_config() == before
+    save(model, tmp_path / "m.keras")
+    assert type(load(tmp_path / "m.keras").optimizer).__name__ == "Adam"
+
+
 def test_compile_true_resumes_training_exactly(tmp_path, seed):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(4, 16, 4)).astype("float32")

@@ -47,6 +47,26 @@ def atomic_targets(targets: Sequence[tuple[str, str]]) -> Iterator[list[str]]:
     _fsync_directory(os.path.dirname(os.path.abspath(targets[0][0])))
 
 
+@contextlib.contextmanager
+def preserving_compile_config(model: keras.Model) -> Iterator[None]:
+    """Undoes the legacy HDF5 writer's in-place edit of the compile config.
+
+    Keras' `legacy/saving/saving_utils.model_metadata` pops `"optimizer"` from
+    `model._compile_config.config` itself, so every later `.keras` save of the
+    same model silently loses its optimizer. Restoring the dict keeps `save`
+    free of side effects on the user's model.
+    """
+    compile_config = getattr(model, "_compile_config", None)
+    config = getattr(compile_config, "config", None)
+    saved = dict(config) if isinstance(config, dict) else None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            config.clear()
+            config.update(saved)
+
+
 def _fsync(path: str) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())

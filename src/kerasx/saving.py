@@ -80,7 +80,8 @@ def save(
         elif fmt == "weights":
             model.save_weights(temps[0])
         else:
-            keras.saving.save_model(model, temps[0])
+            with _saving_io.preserving_compile_config(model):
+                keras.saving.save_model(model, temps[0])
 
 
 def load(
