@@ -80,6 +80,7 @@ class BatchNormActivation(keras.layers.Layer):
 
     Example:
 
+    ```python
     >>> import numpy as np
     >>> layer = BatchNormActivation("relu", epsilon=1e-8)
     >>> x = np.array([[1.0], [3.0]], "float32")
@@ -87,6 +88,8 @@ class BatchNormActivation(keras.layers.Layer):
     [0.0, 1.0]
     >>> [round(float(v), 4) for v in layer.moving_mean.numpy()]
     [0.02]
+
+    ```
 
     Reference:
         Ioffe & Szegedy, "Batch Normalization", ICML 2015;

@@ -111,12 +111,15 @@ def batch_norm_activation(
 
     Example:
 
+    ```python
     >>> import numpy as np
     >>> x = np.array([[0.0], [2.0]], "float32")
     >>> y, mean, variance = batch_norm_activation(
     ...     x, np.ones(1, "float32"), np.zeros(1, "float32"), epsilon=1e-8)
     >>> np.round(np.asarray(y).ravel(), 4).tolist(), float(mean[0])
     ([0.0, 1.0], 1.0)
+
+    ```
 
     Reference:
         Ioffe & Szegedy, "Batch Normalization", 2015; Rota Bulò et al.,
@@ -165,6 +168,7 @@ def batch_norm_activation_inference(
 
     Example:
 
+    ```python
     >>> import numpy as np
     >>> y = batch_norm_activation_inference(
     ...     np.array([[3.0]], "float32"), np.ones(1, "float32"),
@@ -172,6 +176,8 @@ def batch_norm_activation_inference(
     ...     np.zeros(1, "float32"), epsilon=1e-8, activation="linear")
     >>> round(float(y[0, 0]), 4)
     1.0
+
+    ```
 
     Reference:
         Ioffe & Szegedy, "Batch Normalization", 2015.
