@@ -13,12 +13,6 @@ from _runner import run_worker
 
 pytestmark = pytest.mark.backend("tensorflow")
 
-CANCELLATION_GAP = (
-    "kerasx gap: BatchNormActivation(synchronized=True) uses keras.ops.moments("
-    "synchronized=True), i.e. E[x^2] - E[x]^2 in float32, which loses the variance "
-    "when |mean| >> std; kerasx.ops._distribute_tf.cross_replica_moments is the "
-    "two-pass fix (see docs/distributed.md)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +143,6 @@ def test_synchronized_batch_norm_uses_global_batch_statistics(measured, kind):
     check_synchronized(measured, "sync", kind, x, upstream)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=CANCELLATION_GAP)
 def test_synchronized_batch_norm_offset_data(measured):
     no_error(measured, "bn_synchronized_offset")
     _, _, x, upstream = worker_inputs()

@@ -19,6 +19,13 @@ def moments(x, axis: int, mask=None, synchronized: bool = False):
     """Batch mean and biased variance per channel, exactly as Keras BN."""
     axes = reduction_axes(len(x.shape), axis)
     if mask is None:
+        if synchronized and backend.backend() == "tensorflow":
+            # Two centred passes over the global batch: Keras' synchronized
+            # moments use E[x^2] - E[x]^2 in float32, which cancels badly when
+            # |mean| >> std.
+            from kerasx.ops._distribute_tf import cross_replica_moments
+
+            return cross_replica_moments(x, axes)
         return ops.moments(x, axes=axes, synchronized=synchronized)
     weights = ops.broadcast_to(ops.expand_dims(mask, axis=-1), ops.shape(x))
     weights = ops.cast(weights, "bool")
