@@ -109,11 +109,14 @@ def build_cnn(
 
     Example:
 
+    ```python
     >>> model = build_cnn((32, 32, 3), 10, filters=(8, 16), convs_per_block=1)
     >>> [layer.name for layer in model.layers[1:5]]
     ['block1_conv1', 'block1_bn1', 'block1_relu1', 'block1_pool']
     >>> model.count_params()  # 27*8 + 4*8 + 72*16 + 4*16 + 16*10+10
     1634
+
+    ```
 
     Reference:
         Géron, *Hands-On Machine Learning*, 2nd ed., chapter 14 (CNNs);

@@ -92,11 +92,14 @@ def build_mlp(
 
     Example:
 
+    ```python
     >>> model = build_mlp((28, 28), 10, hidden_units=(64, 32), batch_norm="before")
     >>> [layer.name for layer in model.layers[2:6]]
     ['block1_dense', 'block1_bn', 'block1_elu', 'block2_dense']
     >>> model.count_params()  # 784*64 + 4*64 + 64*32 + 4*32 + 32*10+10
     52938
+
+    ```
 
     Reference:
         Géron, *Hands-On Machine Learning*, 2nd ed., chapter 11 and
@@ -183,9 +186,12 @@ def build_selu_mlp(
 
     Example:
 
+    ```python
     >>> model = build_selu_mlp((8,), 3, hidden_units=(16, 16), alpha_dropout_rate=0.1)
     >>> [layer.name for layer in model.layers[1:]]
     ['block1_dense', 'block1_dropout', 'block2_dense', 'block2_dropout', 'output']
+
+    ```
 
     Reference:
         Klambauer et al., 2017, "Self-Normalizing Neural Networks",

@@ -47,6 +47,7 @@ def save(
 
     Example:
 
+    ```python
     >>> import os, tempfile
     >>> import kerasx
     >>> model = kerasx.models.build_mlp((4,), 3, hidden_units=(8,))
@@ -54,6 +55,8 @@ def save(
     >>> save(model, os.path.join(directory, "model.json"))
     >>> sorted(os.listdir(directory))
     ['model.json', 'model.weights.h5']
+
+    ```
 
     Reference:
         Keras saving guide, https://keras.io/guides/serialization_and_saving/
@@ -117,6 +120,7 @@ def load(
 
     Example:
 
+    ```python
     >>> import os, tempfile
     >>> import kerasx
     >>> model = kerasx.models.build_mlp((4,), 3, hidden_units=(8,))
@@ -124,6 +128,8 @@ def load(
     >>> save(model, path)
     >>> load(path).count_params() == model.count_params()
     True
+
+    ```
 
     Reference:
         Keras saving guide, https://keras.io/guides/serialization_and_saving/
@@ -177,10 +183,13 @@ def to_json(model: keras.Model, **kwargs: Any) -> str:
 
     Example:
 
+    ```python
     >>> import kerasx
     >>> text = to_json(kerasx.models.build_mlp((4,), 3, hidden_units=(8,)))
     >>> from_json(text).count_params()
     67
+
+    ```
 
     Reference:
         `keras.Model.to_json`.
@@ -209,10 +218,13 @@ def from_json(
 
     Example:
 
+    ```python
     >>> import kerasx
     >>> model = kerasx.models.build_mlp((4,), 3, hidden_units=(8,))
     >>> [layer.name for layer in from_json(to_json(model)).layers]
     ['input', 'block1_dense', 'output']
+
+    ```
 
     Reference:
         `keras.models.model_from_json`.
