@@ -14,7 +14,6 @@ from _runner import run_worker
 pytestmark = pytest.mark.backend("tensorflow")
 
 
-
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     return run_worker("_worker_tf.py", "tensorflow", tmp_path_factory.mktemp("tf"))
