@@ -86,11 +86,8 @@ class BatchNormActivation(keras.layers.Layer):
     >>> x = np.array([[1.0], [3.0]], "float32")
     >>> np.round(np.asarray(layer(x, training=True)).ravel(), 4).tolist()
     [0.0, 1.0]
-    ```python
     >>> [round(float(v), 4) for v in layer.moving_mean.numpy()]
     [0.02]
-
-    ```
 
     ```
 
