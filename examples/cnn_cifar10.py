@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
 
-from kerasx._learning_curves import plot_learning_curves
 from kerasx.models import build_cnn
+from kerasx.plotting import plot_learning_curves
 from kerasx.saving import load
 from kerasx.uncertainty import expected_calibration_error
 

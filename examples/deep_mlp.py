@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
 
-from kerasx._learning_curves import plot_learning_curves
 from kerasx.callbacks import OneCycleScheduler
 from kerasx.lr_finder import find_learning_rate, plot_lr_vs_loss
 from kerasx.models import build_mlp, build_selu_mlp
+from kerasx.plotting import plot_learning_curves
 from kerasx.uncertainty import (
     expected_calibration_error,
     mc_predict,

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
 
-from kerasx._learning_curves import plot_learning_curves
 from kerasx.models import build_mlp
+from kerasx.plotting import plot_learning_curves
 from kerasx.saving import load
 
 HIDDEN_UNITS = (64, 128, 256, 128, 64)

@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 from kerasx import saving
-from kerasx._learning_curves import plot_learning_curves
 from kerasx.models import build_mlp
+from kerasx.plotting import plot_learning_curves
 from kerasx.schedules import OneCycle
 
 FORMATS = [

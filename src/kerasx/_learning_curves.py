@@ -47,10 +47,13 @@ def plot_learning_curves(
 
     Example:
 
+    ```python
     >>> ax = plot_learning_curves(
     ...     {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7]}, metrics=["loss"])
     >>> [line.get_label() for line in ax.get_lines()]
     ['loss', 'val_loss']
+
+    ```
     """
     history = _history_dict(history_or_dict)
     if isinstance(metrics, str):
