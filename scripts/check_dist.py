@@ -41,8 +41,17 @@ SDIST_REQUIRED_DIRS = {
 FORBIDDEN = re.compile(
     r"(__pycache__|\.pyc$|\.pytest_cache|\.ruff_cache|(^|/)\.venv|(^|/)site/"
     r"|(^|/)dist/|(^|/)outputs/|benchmarks/results|\.egg-info|\.ipynb_checkpoints"
-    r"|\.(npz|npy|gz|h5|keras|png|jpg)$)"
+    r"|\.(npz|npy|gz|h5|keras)$)"
 )
+# Images belong to the docs site only (its example plots); anywhere else they
+# are example or benchmark outputs.
+IMAGE = re.compile(r"\.(png|jpg|jpeg|svg)$")
+
+
+def is_generated(name: str) -> bool:
+    return bool(FORBIDDEN.search(name)) or (
+        bool(IMAGE.search(name)) and not name.startswith("docs/")
+    )
 
 
 def read_version(root: Path) -> str:
@@ -72,7 +81,7 @@ def check_wheel(path: Path, version: str) -> list[str]:
             problems.append(f"wheel: unexpected file outside the package: {name}")
         elif not (name.endswith(".py") or name == "kerasx/py.typed"):
             problems.append(f"wheel: unexpected non-source file: {name}")
-        if FORBIDDEN.search(name):
+        if is_generated(name):
             problems.append(f"wheel: generated file shipped: {name}")
         if info.file_size > MAX_FILE_BYTES:
             problems.append(f"wheel: large file ({info.file_size} B): {name}")
@@ -94,7 +103,7 @@ def check_sdist(path: Path, version: str) -> list[str]:
             continue
         name = member.name[len(prefix) :]
         names.append(name)
-        if FORBIDDEN.search(name):
+        if is_generated(name):
             problems.append(f"sdist: generated or data file shipped: {name}")
         if member.size > MAX_FILE_BYTES:
             problems.append(f"sdist: large file ({member.size} B): {name}")

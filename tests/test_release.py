@@ -171,3 +171,11 @@ def test_release_refuses_dev_versions(tmp_path, capsys):
 
 def test_changelog_has_unreleased_section():
     assert "## [Unreleased]" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_images_only_allowed_in_docs():
+    assert not check_dist.is_generated("docs/examples/img/curves.png")
+    assert check_dist.is_generated("examples/outputs_curves.png")
+    assert check_dist.is_generated("benchmarks/results/plot.png")
+    assert check_dist.is_generated("kerasx/__pycache__/a.cpython-311.pyc")
+    assert not check_dist.is_generated("src/kerasx/datasets.py")
