@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     probe_x, probe_y = data.x_train[:256], data.y_train[:256]
     rows, histories, gradients, init_gradients = [], {}, {}, {}
 
-    # 1. Gradient norms per activation, then training with plain SGD.
-    for activation, initializer in ACTIVATIONS:
+    def deep_sgd_run(variant: str, activation: str, initializer: str) -> np.ndarray:
+        """Per-layer gradient norms of a fresh deep MLP, then SGD training."""
         model = build_mlp(
             shape,
             classes,
@@ -181,9 +181,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             kernel_initializer=initializer,
         )
         norms = kernel_gradient_norms(model, probe_x, probe_y)
-        gradients[activation] = norms
         history, timer = fit(model, data, args, optimizer=keras.optimizers.SGD(0.01))
-        variant = f"{args.depth}-layer {activation}, SGD"
         histories[variant] = history
         rows.append(
             _common.row_from_history(
@@ -192,6 +190,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 timer,
                 **{"grad norm layer 1 / last": norms[0] / norms[-1]},
             )
+        )
+        return norms
+
+    # 1. Gradient norms per activation, then training with plain SGD.
+    for activation, initializer in ACTIVATIONS:
+        gradients[activation] = deep_sgd_run(
+            f"{args.depth}-layer {activation}, SGD", activation, initializer
         )
 
     # 2. XOR.
@@ -200,26 +205,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     # 3. Initialisation of a deep relu network.
     for name, initializer in INITIALIZERS:
-        model = build_mlp(
-            shape,
-            classes,
-            hidden_units=deep,
-            activation="relu",
-            kernel_initializer=initializer,
-        )
-        norms = kernel_gradient_norms(model, probe_x, probe_y)
-        init_gradients[name] = norms
-        history, timer = fit(model, data, args, optimizer=keras.optimizers.SGD(0.01))
-        variant = f"relu, init {name}"
-        histories[variant] = history
-        rows.append(
-            _common.row_from_history(
-                variant,
-                history,
-                timer,
-                **{"grad norm layer 1 / last": norms[0] / norms[-1]},
-            )
-        )
+        init_gradients[name] = deep_sgd_run(f"relu, init {name}", "relu", initializer)
 
     # 4. Dropout: on while training, off at inference.
     model = build_mlp(
