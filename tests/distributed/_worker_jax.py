@@ -14,6 +14,7 @@ import jax
 import keras
 import numpy as np
 from _runner import run_checks
+from _worker_common import RecordRate, mlp
 
 from kerasx.callbacks import OneCycleScheduler
 from kerasx.layers import BatchNormActivation, MCDropout
@@ -37,31 +38,12 @@ def shards(variable) -> list[np.ndarray]:
     return [np.array(shard.data, copy=True) for shard in value.addressable_shards]
 
 
-def mlp(seed: int = 1) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input((4,)),
-            keras.layers.Dense(8, activation="tanh"),
-            keras.layers.Dense(1),
-        ]
-    )
-
-
-class RecordRate(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.rates = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.rates.append(shards(self.model.optimizer.learning_rate))
-
-
 def fit_one_cycle(distributed: bool, path=None):
     scope = DISTRIBUTION.scope if distributed else tempfile.TemporaryDirectory
     with scope():
         model = mlp()
         model.compile(keras.optimizers.SGD(0.01), "mse")
-        record = RecordRate()
+        record = RecordRate(shards)
         fit = dict(batch_size=BATCH, shuffle=False, verbose=0)
         cycle = OneCycleScheduler(iterations=18, max_rate=0.1)
         model.fit(X, Y, epochs=1, callbacks=[cycle, record], **fit)

@@ -21,6 +21,7 @@ tf.config.set_logical_device_configuration(
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _runner import run_checks  # noqa: E402
+from _worker_common import RecordRate, mlp  # noqa: E402
 from keras import ops  # noqa: E402
 
 from kerasx.callbacks import OneCycleScheduler  # noqa: E402
@@ -43,32 +44,11 @@ def components(variable) -> list[np.ndarray]:
     return [np.array(v.numpy(), copy=True) for v in getattr(inner, "values", [inner])]
 
 
-def mlp(seed: int = 1) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input((4,)),
-            keras.layers.Dense(8, activation="tanh"),
-            keras.layers.Dense(1),
-        ]
-    )
-
-
-class RecordRate(keras.callbacks.Callback):
-    """Every replica's learning rate after each batch (the rate that step used)."""
-
-    def on_train_begin(self, logs=None):
-        self.rates = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.rates.append(components(self.model.optimizer.learning_rate))
-
-
 def fit_one_cycle(strategy, path=None):
     with strategy.scope():
         model = mlp()
         model.compile(keras.optimizers.SGD(0.01), "mse")
-    record = RecordRate()
+    record = RecordRate(components)
     cycle = OneCycleScheduler(iterations=18, max_rate=0.1)
     model.fit(
         X,
