@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from kerasx.datasets import load_data
+from kerasx.plotting import plot_learning_curves
 
 CLASS_NAMES = {
     "fashion_mnist": [
@@ -321,3 +322,29 @@ def plot_val_accuracy(histories: dict[str, Any], path: Path) -> Path:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     return save_figure(fig, path)
+
+
+def plot_history_grid(
+    histories: dict[str, Any],
+    output: Path,
+    *,
+    ncols: int | None = None,
+    size: tuple[float, float] = (4.5, 3.4),
+    title_fontsize: str | None = None,
+) -> None:
+    """`learning_curves.png` (one panel per variant) and `val_accuracy.png`.
+
+    `ncols` defaults to one row with a panel per variant; unused panels of the
+    last row are hidden.
+    """
+    ncols = ncols or len(histories)
+    nrows = -(-len(histories) // ncols)
+    fig, axes = new_figure(ncols, nrows, size=size)
+    for ax, (variant, history) in zip(axes.flat, histories.items(), strict=False):
+        plot_learning_curves(history, ax=ax, title=variant)
+        if title_fontsize is not None:
+            ax.title.set_fontsize(title_fontsize)
+    for ax in list(axes.flat)[len(histories) :]:
+        ax.set_visible(False)
+    save_figure(fig, output / "learning_curves.png")
+    plot_val_accuracy(histories, output / "val_accuracy.png")

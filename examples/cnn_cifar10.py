@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 from kerasx.models import build_cnn
-from kerasx.plotting import plot_learning_curves
 from kerasx.saving import load
 from kerasx.uncertainty import expected_calibration_error
 
@@ -141,11 +140,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def plot(output: Path, histories: dict, best_probs: dict, y_test: np.ndarray) -> None:
     """Learning curves, validation accuracy and (with kerasx.plotting) reliability."""
-    fig, axes = _common.new_figure(2, 2)
-    for ax, (variant, history) in zip(axes.flat, histories.items(), strict=False):
-        plot_learning_curves(history, ax=ax, title=variant)
-    _common.save_figure(fig, output / "learning_curves.png")
-    _common.plot_val_accuracy(histories, output / "val_accuracy.png")
+    _common.plot_history_grid(histories, output, ncols=2)
     try:
         from kerasx.plotting import reliability_diagram
     except ImportError:

@@ -34,7 +34,6 @@ import _common
 from kerasx.callbacks import OneCycleScheduler
 from kerasx.lr_finder import find_learning_rate, plot_lr_vs_loss
 from kerasx.models import build_mlp, build_selu_mlp
-from kerasx.plotting import plot_learning_curves
 from kerasx.uncertainty import (
     expected_calibration_error,
     mc_predict,
@@ -287,16 +286,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def plot(output: Path, histories, sweeps, y_valid, probs, mc_probs) -> None:
     """Learning curves, validation accuracy, LR vs loss, reliability diagrams."""
-    ncols = 3
-    nrows = math.ceil(len(histories) / ncols)
-    fig, axes = _common.new_figure(ncols, nrows)
-    for ax, (variant, history) in zip(axes.flat, histories.items(), strict=False):
-        plot_learning_curves(history, ax=ax, title=variant)
-    for ax in list(axes.flat)[len(histories) :]:
-        ax.set_visible(False)
-    _common.save_figure(fig, output / "learning_curves.png")
-
-    _common.plot_val_accuracy(histories, output / "val_accuracy.png")
+    _common.plot_history_grid(histories, output, ncols=3)
 
     fig, axes = _common.new_figure(len(sweeps))
     for ax, (name, sweep) in zip(axes.flat, sweeps.items(), strict=True):

@@ -29,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 from kerasx.models import build_mlp
-from kerasx.plotting import plot_learning_curves
 from kerasx.saving import load
 
 HIDDEN_UNITS = (64, 128, 256, 128, 64)
@@ -221,11 +220,7 @@ def predict_image(
 
 def plot(output: Path, histories: dict) -> None:
     """One learning-curve panel per variant, and all validation accuracies."""
-    fig, axes = _common.new_figure(len(histories))
-    for ax, (variant, history) in zip(axes.flat, histories.items(), strict=False):
-        plot_learning_curves(history, ax=ax, title=variant)
-    _common.save_figure(fig, output / "learning_curves.png")
-    _common.plot_val_accuracy(histories, output / "val_accuracy.png")
+    _common.plot_history_grid(histories, output)
 
 
 if __name__ == "__main__":

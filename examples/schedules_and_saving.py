@@ -33,7 +33,6 @@ import _common
 
 from kerasx import saving
 from kerasx.models import build_mlp
-from kerasx.plotting import plot_learning_curves
 from kerasx.schedules import OneCycle
 
 FORMATS = [
@@ -214,11 +213,7 @@ def plot(output: Path, histories: dict, rates: dict) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     _common.save_figure(fig, output / "learning_rates.png")
-    fig, axes = _common.new_figure(len(histories))
-    for ax, (variant, history) in zip(axes.flat, histories.items(), strict=False):
-        plot_learning_curves(history, ax=ax, title=variant)
-    _common.save_figure(fig, output / "learning_curves.png")
-    _common.plot_val_accuracy(histories, output / "val_accuracy.png")
+    _common.plot_history_grid(histories, output)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 from kerasx.models import build_mlp
-from kerasx.plotting import plot_learning_curves
 
 ACTIVATIONS = [
     ("sigmoid", "glorot_uniform"),
@@ -307,16 +306,9 @@ def plot(output: Path, histories, gradients, init_gradients, xor_model) -> None:
     ax.legend(fontsize="small")
     _common.save_figure(fig, output / "xor.png")
 
-    ncols = 3
-    nrows = -(-len(histories) // ncols)
-    fig, axes = _common.new_figure(ncols, nrows, size=(4, 3))
-    for ax, (variant, history) in zip(axes.flat, histories.items(), strict=False):
-        plot_learning_curves(history, ax=ax, title=variant)
-        ax.title.set_fontsize("medium")
-    for ax in list(axes.flat)[len(histories) :]:
-        ax.set_visible(False)
-    _common.save_figure(fig, output / "learning_curves.png")
-    _common.plot_val_accuracy(histories, output / "val_accuracy.png")
+    _common.plot_history_grid(
+        histories, output, ncols=3, size=(4, 3), title_fontsize="medium"
+    )
 
 
 if __name__ == "__main__":
