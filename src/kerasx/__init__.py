@@ -1,21 +1,35 @@
 """kerasx: tested, installable Keras 3 extensions.
 
-Submodules are imported lazily on first attribute access, so ``import kerasx``
-costs no more than ``import keras`` and never imports matplotlib or a second
-backend::
+`import kerasx` imports every public submodule, so every kerasx layer, schedule
+and callback is registered with Keras serialization (as keras-hub does) and
+`keras.saving.load_model` finds them without `custom_objects`. The backend
+kernels of `BatchNormActivation` are imported on first use, and matplotlib only
+when a plot is drawn, so `import kerasx` costs little more than `import keras`:
 
-    import kerasx
-    schedule = kerasx.schedules.OneCycle(1e-2, total_steps=1000)
+```python
+import kerasx
+
+schedule = kerasx.schedules.OneCycle(1e-2, total_steps=1000)
+```
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
+from kerasx import (
+    callbacks,
+    datasets,
+    layers,
+    lr_finder,
+    models,
+    ops,
+    plotting,
+    saving,
+    schedules,
+    transforms,
+    uncertainty,
+)
 from kerasx._version import __version__
 
-_SUBMODULES = (
+__all__ = [
+    "__version__",
     "callbacks",
     "datasets",
     "layers",
@@ -27,33 +41,4 @@ _SUBMODULES = (
     "schedules",
     "transforms",
     "uncertainty",
-)
-
-__all__ = ["__version__", *_SUBMODULES]
-
-if TYPE_CHECKING:  # pragma: no cover
-    from kerasx import (  # noqa: F401
-        callbacks,
-        datasets,
-        layers,
-        lr_finder,
-        models,
-        ops,
-        plotting,
-        saving,
-        schedules,
-        transforms,
-        uncertainty,
-    )
-
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"kerasx.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'kerasx' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+]

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 import numpy as np
 
-from kerasx._lr_finder_result import LRFinderResult, plot_lr_vs_loss
+from kerasx import _keras_internals
 from kerasx.callbacks._step_hook import (
     check_learning_rate_is_variable,
     remove_step_hook,
 )
-from kerasx.callbacks.lr_finder import ExponentialLearningRate
+from kerasx.callbacks.exponential_lr import ExponentialLearningRate
+from kerasx.plotting import plot_lr_vs_loss
 
 __all__ = ["LRFinderResult", "find_learning_rate", "plot_lr_vs_loss"]
 
@@ -30,6 +32,101 @@ def _require(condition: bool, name: str, value, expected: str) -> None:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _smooth(losses: np.ndarray, smoothing: float) -> np.ndarray:
+    """Bias-corrected exponential moving average: `avg_k / (1 - beta**(k+1))`."""
+    smoothed, average = np.empty(len(losses)), 0.0
+    for k, loss in enumerate(losses):
+        average = smoothing * average + (1.0 - smoothing) * loss
+        smoothed[k] = average / (1.0 - smoothing ** (k + 1))
+    return smoothed
+
+
+def _valley(rates: np.ndarray, losses: np.ndarray) -> float:
+    """fastai's valley: 1/3 + 1/6 along the longest decreasing run of the loss."""
+    lengths = np.ones(len(losses), dtype=int)
+    max_start = max_end = 0
+    for i in range(1, len(losses)):
+        for j in range(i):
+            if losses[i] < losses[j] and lengths[i] < lengths[j] + 1:
+                lengths[i] = lengths[j] + 1
+            if lengths[max_end] < lengths[i]:
+                max_end, max_start = i, i - lengths[i]
+    section = (max_end - max_start) / 3
+    return float(rates[max_start + int(section) + int(section / 2)])
+
+
+def _suggestions(rates: np.ndarray, smoothed: np.ndarray) -> dict[str, float]:
+    finite = np.isfinite(smoothed)
+    rates, smoothed = rates[finite], smoothed[finite]
+    if len(rates) < 2:
+        value = float(rates[0]) if len(rates) else float("nan")
+        return {"valley": value, "steep": value, "minimum": value / 10}
+    slopes = np.diff(smoothed) / np.diff(np.log(rates))
+    return {
+        "valley": _valley(rates, smoothed),
+        "steep": float(rates[int(np.argmin(slopes))]),
+        "minimum": float(rates[int(np.argmin(smoothed))]) / 10,
+    }
+
+
+@dataclass(frozen=True)
+class LRFinderResult:
+    """Outcome of a learning-rate range test.
+
+    Unpacks as `rates, losses = result` (like Hands-On ML's `exp_lr.rates,
+    exp_lr.losses`).
+
+    Attributes:
+        rates: Learning rate of every step.
+        losses: True loss of every step's batch.
+        smoothed_losses: Bias-corrected EMA of `losses` (see `from_losses`).
+        suggestions: `"valley"` (fastai's rule: a third-plus-a-sixth along the
+            longest decreasing run of the smoothed loss), `"steep"` (rate of the
+            steepest descent of smoothed loss vs log rate) and `"minimum"` (rate
+            at the smoothed minimum, divided by 10).
+        suggestion: The `"valley"` suggestion.
+    """
+
+    rates: np.ndarray
+    losses: np.ndarray
+    smoothed_losses: np.ndarray
+    suggestions: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def suggestion(self) -> float:
+        return self.suggestions["valley"]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter((self.rates, self.losses))
+
+    @classmethod
+    def from_losses(
+        cls, rates: Sequence[float], losses: Sequence[float], smoothing: float = 0.98
+    ) -> LRFinderResult:
+        """Smooths `losses` and computes the suggestions.
+
+        `smoothed_k = a_k / (1 - smoothing**(k+1))` with
+        `a_k = smoothing * a_{k-1} + (1 - smoothing) * loss_k`, `a_{-1} = 0`.
+
+        Args:
+            rates: Learning rates, increasing.
+            losses: Loss at each rate.
+            smoothing: EMA coefficient in [0, 1); 0 keeps the raw losses.
+
+        Returns:
+            An `LRFinderResult`.
+        """
+        if not (isinstance(smoothing, (int, float)) and 0 <= smoothing < 1):
+            raise ValueError(
+                "Invalid value received for argument `smoothing`. Expected a float in "
+                f"[0, 1). Received: smoothing={smoothing}"
+            )
+        rates = np.asarray(rates, dtype="float64")
+        losses = np.asarray(losses, dtype="float64")
+        smoothed = _smooth(losses, smoothing)
+        return cls(rates, losses, smoothed, _suggestions(rates, smoothed))
 
 
 class _StopOnDivergence(keras.callbacks.Callback):
@@ -52,19 +149,12 @@ class _StopOnDivergence(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _global_seed_generator():
-    # Keras keeps the generator of unseeded random ops in its global state.
-    from keras.src.backend.common import global_state
-
-    return global_state.get_global_attribute("global_seed_generator")
-
-
 class _Snapshot:
     """Every piece of state a `fit` can change, copied so it restores bit-exactly."""
 
     def __init__(self, model):
         self.model = model
-        generator = _global_seed_generator()
+        generator = _keras_internals.global_seed_generator()
         self.variables = [
             *model.variables,
             *model.optimizer.variables,

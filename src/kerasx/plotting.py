@@ -6,12 +6,14 @@ on first use, so the rest of kerasx works without the `plot` extra.
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kerasx._learning_curves import plot_learning_curves
-from kerasx._lr_finder_result import plot_lr_vs_loss
+if TYPE_CHECKING:  # pragma: no cover
+    from kerasx.lr_finder import LRFinderResult
 
 __all__ = ["plot_learning_curves", "plot_lr_vs_loss", "reliability_diagram"]
 
@@ -23,6 +25,127 @@ def _axes(ax: Any) -> Any:
     import matplotlib.pyplot as plt
 
     return plt.gca()
+
+
+def _history_dict(history_or_dict: Any) -> Mapping[str, Sequence[float]]:
+    history = getattr(history_or_dict, "history", history_or_dict)
+    if not isinstance(history, Mapping):
+        raise TypeError(
+            "Invalid value received for argument `history_or_dict`. Expected a "
+            "`keras.callbacks.History` or a dict of per-epoch metric lists. "
+            f"Received: history_or_dict={history_or_dict!r}"
+        )
+    return history
+
+
+def plot_learning_curves(
+    history_or_dict: Any,
+    ax: Any = None,
+    metrics: Sequence[str] = ("loss", "accuracy"),
+    title: str | None = None,
+) -> Any:
+    """Plots training (solid) and validation (dashed) metrics against the epoch.
+
+    Each name in `metrics` is looked up in the history as is (training) and
+    with a `val_` prefix (validation, drawn when present), in the style of
+    `pd.DataFrame(history.history).plot()` from Hands-On ML, but with epochs
+    counted from 1 and validation curves matched to their training curve by
+    colour.
+
+    Args:
+        history_or_dict: The `keras.callbacks.History` returned by `fit`, or
+            its `.history` dict (`{"loss": [...], "val_loss": [...], ...}`).
+        ax: A matplotlib `Axes` to draw on; a new figure is made when `None`.
+        metrics: Metric names to draw; each must be in the history.
+        title: Optional axes title.
+
+    Returns:
+        The matplotlib `Axes` drawn on.
+
+    Raises:
+        ValueError: if `metrics` is empty, a metric is missing from the
+            history, or the history has no epochs.
+
+    Example:
+
+    ```python
+    >>> ax = plot_learning_curves(
+    ...     {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7]}, metrics=["loss"])
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['loss', 'val_loss']
+
+    ```
+    """
+    history = _history_dict(history_or_dict)
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    metrics = tuple(metrics)
+    if not metrics:
+        raise ValueError(
+            "Invalid value received for argument `metrics`. Expected at least one "
+            "metric name. Received: metrics=()"
+        )
+    missing = [name for name in metrics if name not in history]
+    if missing:
+        raise ValueError(
+            f"Invalid value received for argument `metrics`. {missing} not in the "
+            f"history, which has {sorted(history)}. Received: metrics={list(metrics)}"
+        )
+    if not any(len(history[name]) for name in metrics):
+        raise ValueError("The history is empty: `fit` ran no epoch.")
+
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, name in enumerate(metrics):
+        color = colors[index % len(colors)]
+        values = list(history[name])
+        ax.plot(range(1, len(values) + 1), values, "-", color=color, label=name)
+        val_name = f"val_{name}"
+        if val_name in history:
+            val_values = list(history[val_name])
+            epochs = range(1, len(val_values) + 1)
+            ax.plot(epochs, val_values, "--", color=color, label=val_name)
+    ax.set_xlabel("epoch")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def plot_lr_vs_loss(result: LRFinderResult, ax=None):
+    """Plots loss against learning rate (log x axis) with the suggestions marked.
+
+    Args:
+        result: The `LRFinderResult` of `find_learning_rate`.
+        ax: A matplotlib Axes to draw on; a new figure's Axes by default.
+
+    Returns:
+        The matplotlib Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots()
+    ax.plot(result.rates, result.losses, alpha=0.35, label="loss")
+    ax.plot(result.rates, result.smoothed_losses, label="smoothed loss")
+    finite = np.isfinite(result.smoothed_losses)
+    for (name, rate), marker in zip(result.suggestions.items(), "ovs", strict=True):
+        if math.isfinite(rate) and finite.any():
+            loss = np.interp(
+                np.log(rate),
+                np.log(result.rates[finite]),
+                result.smoothed_losses[finite],
+            )
+            ax.plot([rate], [loss], marker, markersize=8, label=f"{name}: {rate:.2e}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss")
+    ax.legend()
+    return ax
 
 
 def reliability_diagram(
@@ -68,7 +191,10 @@ def reliability_diagram(
         Guo et al., "On Calibration of Modern Neural Networks", ICML 2017,
         figure 1.
     """
-    from kerasx._calibration import expected_calibration_error, reliability_bins
+    from kerasx.uncertainty.calibration import (
+        expected_calibration_error,
+        reliability_bins,
+    )
 
     edges, accuracy, confidence, counts = reliability_bins(y_true, probs, n_bins)
     ece = expected_calibration_error(y_true, probs, n_bins)

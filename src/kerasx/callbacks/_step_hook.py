@@ -16,16 +16,19 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasx import _keras_internals
+
 _HOOK_ATTRIBUTE = "_kerasx_step_hook"
 
 
 def check_learning_rate_is_variable(optimizer) -> None:
     """Raises if the optimizer's learning rate is a schedule or a callable."""
     if not isinstance(optimizer.learning_rate, keras.Variable):
+        compiled = _keras_internals.compiled_learning_rate(optimizer)
         raise ValueError(
             "Invalid value received for argument `optimizer.learning_rate`. Expected "
             "a float learning rate (kerasx drives it per step). Received: "
-            f"learning_rate={optimizer._learning_rate!r}. Compile the model with e.g. "
+            f"learning_rate={compiled!r}. Compile the model with e.g. "
             "`keras.optimizers.SGD(learning_rate=0.01)`, or pass your schedule to "
             "`kerasx.callbacks.OneCycleScheduler.from_schedule(schedule)`."
         )
@@ -119,7 +122,8 @@ class StepHook:
             scaled = ops.multiply(slot, ops.cast(ratio, slot.dtype))
             if accumulation:
                 # Only the step that applies the accumulated gradient uses `m`.
-                is_update = (optimizer._iterations + 1) % accumulation == 0
+                raw_step = _keras_internals.raw_iterations(optimizer)
+                is_update = (raw_step + 1) % accumulation == 0
                 scaled = ops.where(is_update, scaled, slot)
             slot.assign(scaled)
 

@@ -20,9 +20,42 @@ from typing import Any
 
 import keras
 
-from kerasx import _saving_formats, _saving_io
+from kerasx import _checks
+from kerasx.saving import _io
 
 __all__ = ["from_json", "load", "save", "to_json"]
+
+
+# `.weights.h5` must be tested before `.h5`, which it also ends with.
+_FORMATS = (
+    (".weights.h5", "weights"),
+    (".keras", "keras"),
+    (".h5", "h5"),
+    (".hdf5", "h5"),
+    (".json", "json"),
+)
+
+
+def format_of(path: Any) -> tuple[str, str, str]:
+    """Returns `(path, format, suffix)`; raises on an unsupported suffix."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(
+            "Invalid value received for argument `path`. Expected a str or "
+            f"os.PathLike. Received: path={path!r}"
+        )
+    path = os.fspath(path)
+    for suffix, fmt in _FORMATS:
+        if path.endswith(suffix):
+            return path, fmt, suffix
+    supported = ", ".join(f"'{suffix}'" for suffix, _ in _FORMATS)
+    raise ValueError(
+        "Invalid value received for argument `path`. Expected a file name "
+        f"ending in one of {supported}. Received: path={path!r}"
+    )
+
+
+def weights_path_of(json_path: str) -> str:
+    return json_path[: -len(".json")] + ".weights.h5"
 
 
 def save(
@@ -61,12 +94,12 @@ def save(
     Reference:
         Keras saving guide, https://keras.io/guides/serialization_and_saving/
     """
-    _saving_formats.check_model(model)
-    path, fmt, suffix = _saving_formats.format_of(path)
-    _saving_formats.check_bool("overwrite", overwrite)
+    _checks.model(model)
+    path, fmt, suffix = format_of(path)
+    _checks.boolean("overwrite", overwrite)
     targets = [(path, suffix)]
     if fmt == "json":
-        targets.insert(0, (_saving_formats.weights_path_of(path), ".weights.h5"))
+        targets.insert(0, (weights_path_of(path), ".weights.h5"))
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"Cannot save to '{path}': no directory '{directory}'.")
@@ -75,7 +108,7 @@ def save(
         raise FileExistsError(
             f"Not saving: {existing} already exist(s) and overwrite=False."
         )
-    with _saving_io.atomic_targets(targets) as temps:
+    with _io.atomic_targets(targets) as temps:
         if fmt == "json":
             model.save_weights(temps[0])
             with open(temps[1], "w", encoding="utf-8") as handle:
@@ -83,7 +116,7 @@ def save(
         elif fmt == "weights":
             model.save_weights(temps[0])
         else:
-            with _saving_io.preserving_compile_config(model):
+            with _io.preserving_compile_config(model):
                 keras.saving.save_model(model, temps[0])
 
 
@@ -134,7 +167,7 @@ def load(
     Reference:
         Keras saving guide, https://keras.io/guides/serialization_and_saving/
     """
-    path, fmt, _ = _saving_formats.format_of(path)
+    path, fmt, _ = format_of(path)
     if fmt == "weights":
         if model is None:
             raise ValueError(
@@ -142,33 +175,30 @@ def load(
                 f"keras.Model to load the weights of '{path}' into. Received: "
                 "model=None"
             )
-        _saving_formats.check_model(model)
+        _checks.model(model)
     elif model is not None:
         raise ValueError(
             "Invalid value received for argument `model`. Expected None: "
             f"'{path}' holds a whole model. Received: model={model!r}"
         )
-    _saving_formats.check_custom_objects(custom_objects)
-    _saving_formats.check_bool("safe_mode", safe_mode)
-    _saving_formats.check_bool("compile", compile)
-    required = [path] + (
-        [_saving_formats.weights_path_of(path)] if fmt == "json" else []
-    )
+    _checks.optional_mapping("custom_objects", custom_objects)
+    _checks.boolean("safe_mode", safe_mode)
+    _checks.boolean("compile", compile)
+    required = [path] + ([weights_path_of(path)] if fmt == "json" else [])
     for file in required:
         if not os.path.isfile(file):
             raise FileNotFoundError(f"Cannot load '{path}': no such file '{file}'.")
 
     if fmt == "weights":
-        _saving_io.load_weights_checked(model, path)
+        _io.load_weights_checked(model, path)
         return model
-    _saving_formats.register_kerasx_objects()
     if fmt == "json":
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
         loaded = from_json(text, custom_objects=custom_objects, safe_mode=safe_mode)
-        _saving_io.load_weights_checked(loaded, _saving_formats.weights_path_of(path))
+        _io.load_weights_checked(loaded, weights_path_of(path))
         return loaded
-    return _saving_io.load_whole_model(path, fmt, custom_objects, safe_mode, compile)
+    return _io.load_whole_model(path, fmt, custom_objects, safe_mode, compile)
 
 
 def to_json(model: keras.Model, **kwargs: Any) -> str:
@@ -194,7 +224,7 @@ def to_json(model: keras.Model, **kwargs: Any) -> str:
     Reference:
         `keras.Model.to_json`.
     """
-    _saving_formats.check_model(model)
+    _checks.model(model)
     return model.to_json(**kwargs)
 
 
@@ -234,15 +264,14 @@ def from_json(
             "Invalid value received for argument `text`. Expected a JSON "
             f"string. Received: text={text!r:.80}"
         )
-    _saving_formats.check_custom_objects(custom_objects)
-    _saving_formats.check_bool("safe_mode", safe_mode)
+    _checks.optional_mapping("custom_objects", custom_objects)
+    _checks.boolean("safe_mode", safe_mode)
     try:
         config = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"Cannot parse the model JSON: {error}.") from error
     if isinstance(config, dict):
         config.pop("compile_config", None)
-    _saving_formats.register_kerasx_objects()
     model = keras.saving.deserialize_keras_object(
         config, custom_objects=custom_objects, safe_mode=safe_mode
     )

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kerasx._dataset_formats import (
+from kerasx.datasets._formats import (
     CIFAR_BATCHES,
     CIFAR_DIR,
     CIFAR_TARBALL,

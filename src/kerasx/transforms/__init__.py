@@ -5,7 +5,8 @@
 * `fuse_batchnorm_activation`: BatchNorm + activation pairs replaced by one
   `kerasx.layers.BatchNormActivation` carrying the same weights.
 
-Both are one rule passed to `kerasx._rewrite.rewrite_model`: the original model
+Both are one rule passed to `rewrite_model`, the graph rewrite behind them and
+`kerasx.uncertainty.to_mc`, public here for your own rules: the original model
 is never modified.
 """
 
@@ -14,10 +15,17 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from kerasx._rewrite import SKIP, RewriteContext, rewrite_model
+from kerasx import _checks
 from kerasx.layers import BatchNormActivation
+from kerasx.transforms._rewrite import SKIP, RewriteContext, rewrite_model
 
-__all__ = ["fold_batchnorm", "fuse_batchnorm_activation"]
+__all__ = [
+    "SKIP",
+    "RewriteContext",
+    "fold_batchnorm",
+    "fuse_batchnorm_activation",
+    "rewrite_model",
+]
 
 _LINEAR_TYPES = (
     keras.layers.Dense,
@@ -29,15 +37,6 @@ _LINEAR_TYPES = (
 )
 _DEPTHWISE_TYPES = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
 _NORM_TYPES = (keras.layers.BatchNormalization, BatchNormActivation)
-
-
-def _check_model(model: object) -> None:
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            "Invalid value received for argument `model`. Expected a "
-            "Sequential or Functional keras.Model. "
-            f"Received: model={model!r} of type {type(model).__name__}"
-        )
 
 
 def _is_single_link(producer, consumer, context: RewriteContext) -> bool:
@@ -184,7 +183,7 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
         Jacob et al., "Quantization and Training of Neural Networks for
         Efficient Integer-Arithmetic-Only Inference", CVPR 2018, section 3.2.
     """
-    _check_model(model)
+    _checks.model(model, expected="a Sequential or Functional keras.Model")
     return rewrite_model(model, _fold_rule)
 
 
@@ -301,5 +300,5 @@ def fuse_batchnorm_activation(model: keras.Model) -> keras.Model:
         Ioffe and Szegedy, "Batch Normalization: Accelerating Deep Network
         Training by Reducing Internal Covariate Shift", ICML 2015.
     """
-    _check_model(model)
+    _checks.model(model, expected="a Sequential or Functional keras.Model")
     return rewrite_model(model, _fuse_rule)

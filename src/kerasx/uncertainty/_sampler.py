@@ -20,6 +20,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasx import _keras_internals
 from kerasx.layers.mc_dropout import MC_TO_KERAS
 
 #: Activations allowed per compiled call (bytes); a CPU-friendly default that
@@ -95,7 +96,7 @@ def get_sampler(model, samples_per_call, classification, return_samples):
 def stochastic_layers(model):
     """The MC layers of `model` (nested ones included) that inject noise."""
     layers = []
-    for layer in model._flatten_layers(include_self=False):
+    for layer in _keras_internals.nested_layers(model):
         if type(layer) in MC_TO_KERAS:
             strength = getattr(layer, "rate", getattr(layer, "stddev", 0.0))
             if strength > 0:
@@ -118,7 +119,7 @@ def samples_must_be_separate(layers):
 def bytes_per_row(model, leaves):
     """Rough float32 activation footprint of one input row through `model`."""
     elements = sum(math.prod(leaf.shape[1:]) for leaf in leaves)
-    for layer in model._flatten_layers(include_self=False):
+    for layer in _keras_internals.nested_layers(model):
         try:
             outputs = keras.tree.flatten(layer.output)
         except (AttributeError, ValueError):

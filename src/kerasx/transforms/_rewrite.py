@@ -16,6 +16,8 @@ from typing import Final
 
 import keras
 
+from kerasx import _keras_internals
+
 
 class _Skip:
     """Type of the `SKIP` sentinel."""
@@ -63,7 +65,7 @@ class RewriteContext:
         self._consumers: dict[int, list[keras.layers.Layer]] = {}
         self._num_calls: dict[int, int] = {}
         if isinstance(model, keras.Sequential):
-            layers = list(model._layers)
+            layers = _keras_internals.sequential_layers(model)
             for index, layer in enumerate(layers):
                 self._num_calls[id(layer)] = 1
                 if index > 0:
@@ -71,7 +73,7 @@ class RewriteContext:
             self._output_ids = {id(layers[-1])} if layers else set()
             return
         # Deepest first: topological order, inputs before their consumers.
-        by_depth = model._nodes_by_depth
+        by_depth = _keras_internals.nodes_by_depth(model)
         nodes = [
             node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]
         ]
@@ -83,7 +85,7 @@ class RewriteContext:
                 if id(parent) in node_ids:
                     self._connect(parent.operation, layer)
         self._output_ids = {
-            id(tensor._keras_history.operation) for tensor in model.outputs
+            id(_keras_internals.producing_operation(tensor)) for tensor in model.outputs
         }
 
     def _connect(self, producer, consumer) -> None:
@@ -159,7 +161,7 @@ def rewrite_model(model: keras.Model, rule: Rule, *, name: str | None = None):
 def _rewrite(model: keras.Model, rule: Rule, cache: dict, name: str | None):
     if isinstance(model, keras.Sequential):
         return _rewrite_sequential(model, rule, cache, name)
-    if getattr(model, "_nodes_by_depth", None) is not None:
+    if _keras_internals.nodes_by_depth(model) is not None:
         return _rewrite_functional(model, rule, cache, name)
     raise ValueError(
         f"Model '{model.name}' of type {type(model).__name__} cannot be "
@@ -192,7 +194,7 @@ def _replacement(layer, context: RewriteContext, rule: Rule, cache: dict):
 def _rewrite_sequential(model, rule, cache, name):
     context = RewriteContext(model)
     layers = []
-    for layer in model._layers:
+    for layer in _keras_internals.sequential_layers(model):
         if isinstance(layer, keras.layers.InputLayer):
             layers.append(_new_input(layer.output))
             continue
@@ -220,8 +222,8 @@ def _rewrite_functional(model, rule, cache, name):
             new_layer = _call_replacement(new_layer)
         operations[id(operation)] = new_layer
     inputs = keras.tree.map_structure(_new_input, model.input)
-    outputs = model._run_through_graph(
-        inputs, operation_fn=lambda layer: operations[id(layer)]
+    outputs = _keras_internals.run_through_graph(
+        model, inputs, lambda layer: operations[id(layer)]
     )
     return keras.Model(
         inputs, outputs, name=name or model.name, trainable=model.trainable

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import keras
 
-from kerasx._calibration import (
+from kerasx import _checks, _keras_internals
+from kerasx.layers.mc_dropout import KERAS_TO_MC, MC_TO_KERAS
+from kerasx.transforms import rewrite_model
+from kerasx.uncertainty._predict import MCResult, mc_predict
+from kerasx.uncertainty.calibration import (
     brier_score,
     expected_calibration_error,
     negative_log_likelihood,
 )
-from kerasx._mc_predict import MCResult, mc_predict
-from kerasx._rewrite import rewrite_model
-from kerasx.layers.mc_dropout import KERAS_TO_MC, MC_TO_KERAS
 
 __all__ = [
     "MCResult",
@@ -42,7 +43,7 @@ def _mapping_rule(mapping: dict[type, type]):
             # graph rewrite; silently leaving them deterministic would be wrong.
             hidden = [
                 inner.name
-                for inner in layer._flatten_layers(include_self=False)
+                for inner in _keras_internals.nested_layers(layer)
                 if type(inner) in watched
             ]
             if hidden:
@@ -56,14 +57,6 @@ def _mapping_rule(mapping: dict[type, type]):
         return None
 
     return rule
-
-
-def _check_model(model):
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            "Invalid value received for argument `model`. Expected a "
-            f"Sequential or Functional keras.Model. Received: model={model!r}"
-        )
 
 
 def to_mc(model: keras.Model) -> keras.Model:
@@ -104,7 +97,7 @@ def to_mc(model: keras.Model) -> keras.Model:
     Reference:
         Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016.
     """
-    _check_model(model)
+    _checks.model(model, expected="a Sequential or Functional keras.Model")
     return rewrite_model(model, _mapping_rule(KERAS_TO_MC))
 
 
@@ -136,5 +129,5 @@ def from_mc(model: keras.Model) -> keras.Model:
     Reference:
         Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016.
     """
-    _check_model(model)
+    _checks.model(model, expected="a Sequential or Functional keras.Model")
     return rewrite_model(model, _mapping_rule(MC_TO_KERAS))

@@ -1,6 +1,6 @@
 """Private helpers of `kerasx.saving`: atomic writes and checked loading.
 
-Kept apart from the public module so that `kerasx/saving.py` holds only the
+Kept apart from `kerasx.saving` so that the package module holds only the
 four public functions and their documentation.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import zipfile
 import zlib
@@ -16,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import keras
+
+from kerasx import _keras_internals
 
 
 @contextlib.contextmanager
@@ -56,9 +57,8 @@ def preserving_compile_config(model: keras.Model) -> Iterator[None]:
     same model silently loses its optimizer. Restoring the dict keeps `save`
     free of side effects on the user's model.
     """
-    compile_config = getattr(model, "_compile_config", None)
-    config = getattr(compile_config, "config", None)
-    saved = dict(config) if isinstance(config, dict) else None
+    config = _keras_internals.compile_config_dict(model)
+    saved = dict(config) if config is not None else None
     try:
         yield
     finally:
@@ -90,14 +90,6 @@ def corrupt_file_error(path: str, kind: str, cause: Any = None) -> ValueError:
     )
 
 
-def _snake_case(name: str) -> str:
-    # Mirrors `keras.src.utils.naming.to_snake_case`, which names the entries
-    # of a model's `layers` list in weights files.
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
 def _read_weight_groups(path: str) -> dict[str, tuple[str, list[tuple]]]:
     """`{group path: (layer name, [variable shapes])}` of a `.weights.h5`."""
     import h5py
@@ -121,7 +113,7 @@ def _describe_mismatch(model: keras.Model, groups: dict) -> str | None:
         return None  # Not a Functional/Sequential file layout.
     used: dict[str, int] = {}
     for layer in model.layers:
-        key = _snake_case(type(layer).__name__)
+        key = _keras_internals.to_snake_case(type(layer).__name__)
         if key in used:
             used[key] += 1
             path = f"layers/{key}_{used[key]}"

@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerasx import _mc_sampler, _mc_stats
+from kerasx.uncertainty import _sampler, _stats
 
 _TASKS = ("classification", "regression")
 
@@ -153,7 +153,7 @@ def mc_predict(
         "return_samples": return_samples,
     }
     _validate(model, leaves, n_samples, batch_size, seed, task, flags)
-    stochastic = _mc_sampler.stochastic_layers(model)
+    stochastic = _sampler.stochastic_layers(model)
     if not stochastic and not allow_deterministic:
         raise ValueError(
             f"Model '{model.name}' has no stochastic layer (no kerasx MC layer "
@@ -163,19 +163,19 @@ def mc_predict(
         )
     x = keras.tree.pack_sequence_as(x, leaves)
     n_rows = leaves[0].shape[0]
-    rows, samples_per_call = _mc_sampler.plan_chunks(
+    rows, samples_per_call = _sampler.plan_chunks(
         n_rows,
         n_samples,
         batch_size,
-        _mc_sampler.bytes_per_row(model, leaves),
-        _mc_sampler.DEFAULT_MEMORY_BUDGET,
-        _mc_sampler.samples_must_be_separate(stochastic),
+        _sampler.bytes_per_row(model, leaves),
+        _sampler.DEFAULT_MEMORY_BUDGET,
+        _sampler.samples_must_be_separate(stochastic),
     )
     classification = task == "classification"
-    seed_variables = _mc_sampler.seed_states(model)
+    seed_variables = _sampler.seed_states(model)
     saved = [np.array(keras.ops.convert_to_numpy(v.value)) for v in seed_variables]
     try:
-        _mc_sampler.reseed(
+        _sampler.reseed(
             seed_variables, random.randint(0, 2**31 - 1) if seed is None else seed
         )
         chunks = [
@@ -199,7 +199,7 @@ def mc_predict(
         key: np.concatenate([c[key] for c in chunks], axis=1 if key == "samples" else 0)
         for key in chunks[0]
     }
-    return MCResult(**_mc_stats.summarise(merged, n_samples, task))
+    return MCResult(**_stats.summarise(merged, n_samples, task))
 
 
 def _run_chunk(
@@ -220,7 +220,7 @@ def _run_chunk(
     done = 0
     while done < n_samples:
         group = min(per_call, n_samples - done)
-        sampler = _mc_sampler.get_sampler(model, group, classification, keep)
+        sampler = _sampler.get_sampler(model, group, classification, keep)
         stats = sampler.predict_on_batch(inputs)
         stats = {
             key: np.asarray(value, dtype=np.float64) for key, value in stats.items()
@@ -232,7 +232,7 @@ def _run_chunk(
             for key, value in stats.items()
         }
         if classification and total is None:
-            _mc_stats.check_probabilities(stats)
-        total = _mc_stats.merge(total, stats, done, group)
+            _stats.check_probabilities(stats)
+        total = _stats.merge(total, stats, done, group)
         done += group
     return total
