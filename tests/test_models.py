@@ -8,7 +8,6 @@ import keras
 import numpy as np
 import pytest
 
-import kerasx._cnn_blocks
 import kerasx.models
 from kerasx.models import build_cnn, build_mlp, build_selu_mlp
 
@@ -240,7 +239,6 @@ def test_keras_round_trip_predictions_equal(build, rng, tmp_path):
     )
 
 
-@pytest.mark.parametrize("module", [kerasx.models, kerasx._cnn_blocks])
-def test_docstring_examples(module):
-    result = doctest.testmod(module, globs=vars(kerasx.models).copy())
+def test_docstring_examples():
+    result = doctest.testmod(kerasx.models, globs=vars(kerasx.models).copy())
     assert result.failed == 0 and result.attempted > 0

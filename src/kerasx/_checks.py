@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 
 
 def invalid(name: str, expected: str, value: Any) -> ValueError:
@@ -116,17 +117,16 @@ def number(
 
 def boolean(name: str, value: Any) -> bool:
     """A real boolean (Python `bool` or `numpy.bool_`), as a `bool`."""
-    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+    if not isinstance(value, (bool, np.bool_)):
         raise invalid(name, "a bool (True or False)", value)
     return bool(value)
 
 
 def choice(name: str, value: Any, options: Sequence) -> Any:
     """One of `options` (compared by equality; a bool never matches)."""
-    try:
-        found = not isinstance(value, bool) and value in list(options)
-    except (TypeError, ValueError):  # e.g. an array, whose `==` is elementwise
-        found = False
+    # Scalars only: an array's `==` is elementwise, and a bool equals 0 / 1.
+    scalar = isinstance(value, (str, numbers.Number, type(None)))
+    found = scalar and not isinstance(value, bool) and value in list(options)
     if not found:
         raise invalid(name, f"one of {list(options)}", value)
     return value

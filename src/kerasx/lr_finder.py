@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from kerasx import _keras_internals
+from kerasx._state import VariableSnapshot
 from kerasx.callbacks._step_hook import (
     check_learning_rate_is_variable,
     remove_step_hook,
@@ -155,13 +156,14 @@ class _Snapshot:
     def __init__(self, model):
         self.model = model
         generator = _keras_internals.global_seed_generator()
-        self.variables = [
-            *model.variables,
-            *model.optimizer.variables,
-            *model.metrics_variables,
-            *([generator.state] if generator is not None else []),
-        ]
-        self.values = [np.array(v.numpy(), copy=True) for v in self.variables]
+        self.variables = VariableSnapshot(
+            [
+                *model.variables,
+                *model.optimizer.variables,
+                *model.metrics_variables,
+                *([generator.state] if generator is not None else []),
+            ]
+        )
         self.numpy_state = np.random.get_state()  # noqa: NPY002 (the user's global RNG)
         self.python_state = random.getstate()
         self.attributes = {
@@ -171,8 +173,7 @@ class _Snapshot:
         }
 
     def restore(self) -> None:
-        for variable, value in zip(self.variables, self.values, strict=True):
-            variable.assign(value)
+        self.variables.restore()
         np.random.set_state(self.numpy_state)  # noqa: NPY002
         random.setstate(self.python_state)
         for name, value in self.attributes.items():

@@ -17,6 +17,7 @@ from typing import Any
 import keras
 
 from kerasx import _keras_internals
+from kerasx._state import VariableSnapshot
 
 
 @contextlib.contextmanager
@@ -154,7 +155,7 @@ def load_weights_checked(model: keras.Model, path: str) -> None:
     variables = list(model.weights)
     if getattr(model, "optimizer", None) is not None:
         variables += list(model.optimizer.variables)
-    snapshot = [(variable, variable.numpy()) for variable in variables]
+    snapshot = VariableSnapshot(variables)
     try:
         model.load_weights(path)
         if n_file > len(model.weights):
@@ -166,8 +167,7 @@ def load_weights_checked(model: keras.Model, path: str) -> None:
                 f"(layers in the file that the model lacks: {extra})"
             )
     except Exception as error:
-        for variable, value in snapshot:
-            variable.assign(value)
+        snapshot.restore()
         detail = _describe_mismatch(model, model_groups) or str(error)
         raise ValueError(
             f"The weights in '{path}' do not match the model "

@@ -54,6 +54,25 @@ def _is_single_link(producer, consumer, context: RewriteContext) -> bool:
     )
 
 
+def _pair_rule(can_pair, first_becomes, second_becomes):
+    """A rule rewriting linked `(first, second)` layer pairs that `can_pair` accepts.
+
+    The first layer of a pair becomes `first_becomes(first, second)` and the
+    second `second_becomes(second)` (often `SKIP`); other layers are kept.
+    """
+
+    def rule(layer, context: RewriteContext):
+        consumers = context.consumers(layer)
+        if len(consumers) == 1 and can_pair(layer, consumers[0], context):
+            return first_becomes(layer, consumers[0])
+        producers = context.producers(layer)
+        if len(producers) == 1 and can_pair(producers[0], layer, context):
+            return second_becomes(layer)
+        return None
+
+    return rule
+
+
 # ---------------------------------------------------------------- folding
 
 
@@ -120,14 +139,7 @@ def _activation_after_fold(norm):
     return keras.layers.Activation(norm.activation, name=norm.name)
 
 
-def _fold_rule(layer, context: RewriteContext):
-    consumers = context.consumers(layer)
-    if len(consumers) == 1 and _can_fold(layer, consumers[0], context):
-        return _folded_layer(layer, consumers[0])
-    producers = context.producers(layer)
-    if len(producers) == 1 and _can_fold(producers[0], layer, context):
-        return _activation_after_fold(layer)
-    return None
+_fold_rule = _pair_rule(_can_fold, _folded_layer, _activation_after_fold)
 
 
 def fold_batchnorm(model: keras.Model) -> keras.Model:
@@ -248,14 +260,7 @@ def _fused_layer(norm, activation) -> BatchNormActivation:
     return fused
 
 
-def _fuse_rule(layer, context: RewriteContext):
-    consumers = context.consumers(layer)
-    if len(consumers) == 1 and _can_fuse(layer, consumers[0], context):
-        return _fused_layer(layer, consumers[0])
-    producers = context.producers(layer)
-    if len(producers) == 1 and _can_fuse(producers[0], layer, context):
-        return SKIP
-    return None
+_fuse_rule = _pair_rule(_can_fuse, _fused_layer, lambda layer: SKIP)
 
 
 def fuse_batchnorm_activation(model: keras.Model) -> keras.Model:

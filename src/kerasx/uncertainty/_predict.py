@@ -9,6 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kerasx._state import VariableSnapshot
 from kerasx.uncertainty import _sampler, _stats
 
 _TASKS = ("classification", "regression")
@@ -173,7 +174,7 @@ def mc_predict(
     )
     classification = task == "classification"
     seed_variables = _sampler.seed_states(model)
-    saved = [np.array(keras.ops.convert_to_numpy(v.value)) for v in seed_variables]
+    saved = VariableSnapshot(seed_variables)
     try:
         _sampler.reseed(
             seed_variables, random.randint(0, 2**31 - 1) if seed is None else seed
@@ -193,8 +194,7 @@ def mc_predict(
             for start in range(0, n_rows, rows)
         ]
     finally:
-        for variable, value in zip(seed_variables, saved, strict=True):
-            variable.assign(value)
+        saved.restore()
     merged = {
         key: np.concatenate([c[key] for c in chunks], axis=1 if key == "samples" else 0)
         for key in chunks[0]

@@ -1,4 +1,4 @@
-"""Tests for the shared graph-rewrite helper `kerasx._rewrite`."""
+"""Tests for the shared graph-rewrite helper `kerasx.transforms.rewrite_model`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerasx._rewrite import SKIP, RewriteContext, rewrite_model
+from kerasx.transforms import SKIP, RewriteContext, rewrite_model
 
 layers = keras.layers
 

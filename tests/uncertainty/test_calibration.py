@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from kerasx._calibration import reliability_bins
 from kerasx.uncertainty import (
     brier_score,
     expected_calibration_error,
     negative_log_likelihood,
 )
+from kerasx.uncertainty.calibration import reliability_bins
 
 PROBS = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]])
 LABELS = np.array([0, 1, 1, 0])

@@ -1,4 +1,4 @@
-"""kerasx._learning_curves.plot_learning_curves: lines drawn and validation."""
+"""kerasx.plotting.plot_learning_curves: lines drawn and validation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def test_plots_train_and_validation_lines():
     import matplotlib
 
     matplotlib.use("Agg")
-    from kerasx._learning_curves import plot_learning_curves
+    from kerasx.plotting import plot_learning_curves
 
     history = {
         "loss": [1.0, 0.5, 0.25],
@@ -34,7 +34,7 @@ def test_accepts_history_object():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from kerasx._learning_curves import plot_learning_curves
+    from kerasx.plotting import plot_learning_curves
 
     history = keras.callbacks.History()
     history.history = {"loss": [0.3, 0.2]}
@@ -44,7 +44,7 @@ def test_accepts_history_object():
 
 
 def test_errors():
-    from kerasx._learning_curves import plot_learning_curves
+    from kerasx.plotting import plot_learning_curves
 
     with pytest.raises(ValueError, match="not in the history"):
         plot_learning_curves({"loss": [1.0]}, metrics=("accuracy",))

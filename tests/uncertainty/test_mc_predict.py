@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from kerasx import _mc_sampler
 from kerasx.layers import MCDropout
+from kerasx.uncertainty import _sampler as _mc_sampler
 from kerasx.uncertainty import mc_predict, to_mc
 
 # fp32 statistics compared with a float64 NumPy reference over <= 100 samples:

@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from kerasx import _dataset_formats as formats
 from kerasx import datasets
+from kerasx.datasets import _formats as formats
 from kerasx.datasets import load_data, read_idx
 
 IDX_NAMES = formats.IDX_FILES

@@ -10,7 +10,7 @@ import sys
 
 import keras
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_benchmark_runs_tiny_and_prints_json():
