@@ -195,6 +195,14 @@ def test_unknown_name(isolated):
         load_data("cifar100")
 
 
+def test_download_must_be_a_bool(isolated):
+    with pytest.raises(
+        ValueError,
+        match=r"argument `download`\. Expected a bool.*Received: download='no'",
+    ):
+        load_data("mnist", download="no")
+
+
 def test_truncated_gzip_is_rejected(isolated):
     write_idx_dir(isolated / "data", make_mnist_like())
     target = isolated / "data" / IDX_NAMES["x_train"]

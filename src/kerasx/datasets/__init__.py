@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from kerasx import _checks
 from kerasx.datasets._formats import (
     CIFAR_BATCHES,
     CIFAR_DIR,
@@ -159,11 +160,8 @@ def load_data(
         Yann LeCun's idx format: http://yann.lecun.com/exdb/mnist/ ;
         CIFAR-10 python version: https://www.cs.toronto.edu/~kriz/cifar.html
     """
-    if name not in _FINDERS:
-        raise ValueError(
-            "Invalid value received for argument `name`. Expected one of "
-            f"{sorted(_FINDERS)}. Received: name={name!r}"
-        )
+    _checks.choice("name", name, sorted(_FINDERS))
+    _checks.boolean("download", download)
     searched = search_paths(name, cache_dir)
     for base in searched:
         loader = _FINDERS[name](base)
