@@ -30,7 +30,8 @@ def randomize_norms(model, rng):
 
 
 def assert_close(actual, expected, rtol=1e-5):
-    actual, expected = keras.ops.convert_to_numpy(actual), np.asarray(expected)
+    # convert_to_numpy, not np.asarray: an eager torch output requires grad.
+    actual, expected = (keras.ops.convert_to_numpy(t) for t in (actual, expected))
     assert actual.shape == expected.shape
     error = np.max(np.abs(actual - expected)) / np.max(np.abs(expected))
     assert error <= rtol, f"relative error {error:.3g} > {rtol}"
