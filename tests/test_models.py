@@ -133,6 +133,74 @@ def test_dropout_variants(dropout, class_name):
     assert [layer.rate for layer in drops] == [0.25, 0.25]
 
 
+@pytest.mark.parametrize("dropout", ["standard", "alpha", "mc", "mc_alpha"])
+def test_dropout_position_last_adds_one_layer_before_the_output(dropout):
+    model = build_mlp(
+        (4,),
+        3,
+        hidden_units=(5, 6, 7),
+        dropout_rate=0.25,
+        dropout=dropout,
+        dropout_position="last",
+    )
+    assert [layer.name for layer in model.layers] == [
+        "input",
+        "block1_dense",
+        "block2_dense",
+        "block3_dense",
+        "block3_dropout",
+        "output",
+    ]
+    assert model.get_layer("block3_dropout").rate == 0.25
+    # Dropout has no weights: the count is the plain 4-5-6-7-3 network's.
+    assert model.count_params() == 4 * 5 + 5 + 5 * 6 + 6 + 6 * 7 + 7 + 7 * 3 + 3
+
+
+def test_dropout_position_last_with_batch_norm_follows_the_last_block():
+    model = build_mlp(
+        (4,),
+        3,
+        hidden_units=(5, 5),
+        batch_norm="before",
+        dropout_rate=0.5,
+        dropout_position="last",
+    )
+    assert [layer.name for layer in model.layers[-3:]] == [
+        "block2_elu",
+        "block2_dropout",
+        "output",
+    ]
+    assert _types(model).count("Dropout") == 1
+
+
+def test_dropout_position_every_is_the_default():
+    every = build_mlp((4,), 3, hidden_units=(5, 5, 5), dropout_rate=0.1)
+    assert _types(every).count("Dropout") == 3
+
+
+def test_selu_mlp_exercise_8e_has_one_alpha_dropout_before_the_output():
+    model = build_selu_mlp(
+        (32, 32, 3), 10, alpha_dropout_rate=0.1, dropout_position="last"
+    )
+    drops = [layer for layer in model.layers if "dropout" in layer.name]
+    assert [(layer.name, type(layer)) for layer in drops] == [
+        ("block20_dropout", keras.layers.AlphaDropout)
+    ]
+    assert drops[0].rate == 0.1
+    assert model.layers[-2] is drops[0]
+    assert model.count_params() == 3072 * 100 + 100 + 19 * 10_100 + 1010
+    mc = build_selu_mlp(
+        (8,), 2, hidden_units=(4, 4), alpha_dropout_rate=0.1, mc=True,
+        dropout_position="last",
+    )  # fmt: skip
+    assert [type(layer).__name__ for layer in mc.layers[1:]] == [
+        "Dense",
+        "Dense",
+        "MCAlphaDropout",
+        "Dense",
+    ]
+
+
 def test_no_dropout_layer_at_rate_zero():
     assert "Dropout" not in _types(build_mlp((4,), 3, hidden_units=(5,), dropout="mc"))
 

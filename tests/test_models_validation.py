@@ -40,6 +40,8 @@ def _message(argument: str, value: str) -> str:
         ({"dropout_rate": 1.0}, "dropout_rate", "1.0"),
         ({"dropout_rate": -0.1}, "dropout_rate", "-0.1"),
         ({"dropout": "gaussian"}, "dropout", "'gaussian'"),
+        ({"dropout_position": "first"}, "dropout_position", "'first'"),
+        ({"dropout_position": None}, "dropout_position", "None"),
         ({"kernel_regularizer": "l3"}, "kernel_regularizer", "'l3'"),
         ({"output_activation": "softmaxx"}, "output_activation", "'softmaxx'"),
         ({"preprocessing": "rescale"}, "preprocessing", "'rescale'"),
@@ -59,6 +61,7 @@ def test_build_mlp_validation(kwargs, argument, value):
     [
         ({"alpha_dropout_rate": 1.5}, "alpha_dropout_rate", "1.5"),
         ({"mc": "yes"}, "mc", "'yes'"),
+        ({"dropout_position": "Last"}, "dropout_position", "'Last'"),
         ({"hidden_units": []}, "hidden_units", "[]"),
     ],
 )

@@ -20,6 +20,7 @@ __all__ = ["build_cnn", "build_mlp", "build_selu_mlp"]
 
 _BATCH_NORM = (None, "before", "after")
 _DROPOUT = ("standard", "alpha", "mc", "mc_alpha")
+_DROPOUT_POSITION = ("every", "last")
 
 
 def _dropout_layer(kind: str, rate: float, name: str) -> keras.layers.Layer:
@@ -42,6 +43,7 @@ def build_mlp(
     batch_norm: str | None = None,
     dropout_rate: float = 0.0,
     dropout: str = "standard",
+    dropout_position: str = "every",
     kernel_regularizer: Any = None,
     output_activation: str | Callable | None = "softmax",
     preprocessing: keras.layers.Layer | None = None,
@@ -59,7 +61,10 @@ def build_mlp(
       shifts the same pre-activation and would make it redundant.
     - `"after"`: `Dense(activation)` → `BatchNormalization` → dropout
 
-    Dropout layers are added only when `dropout_rate > 0`; `dropout` picks
+    Dropout layers are added only when `dropout_rate > 0`, after every hidden
+    block (`dropout_position="every"`) or once, after the last hidden block
+    and before the output layer (`"last"`, as the AlphaDropout of Hands-On ML
+    ch. 11 exercise 8(e) and many classifier heads); `dropout` picks
     `keras.layers.Dropout` (`"standard"`), `keras.layers.AlphaDropout`
     (`"alpha"`, for SELU networks) or their always-stochastic Monte Carlo
     twins `kerasx.layers.MCDropout` (`"mc"`) / `MCAlphaDropout` (`"mc_alpha"`).
@@ -74,8 +79,10 @@ def build_mlp(
         activation: Hidden activation name or callable.
         kernel_initializer: Hidden-layer initializer (name, config or instance).
         batch_norm: `None`, `"before"` or `"after"` the activation.
-        dropout_rate: Rate of the dropout after every hidden block, in [0, 1).
+        dropout_rate: Dropout rate, in [0, 1); 0 adds no dropout layers.
         dropout: One of `"standard"`, `"alpha"`, `"mc"`, `"mc_alpha"`.
+        dropout_position: `"every"` (a dropout layer after each hidden
+            block) or `"last"` (one, after the last hidden block).
         kernel_regularizer: `None` or a regularizer for every kernel.
         output_activation: Output activation (`"softmax"`; `None` for logits).
         preprocessing: Optional layer applied to the input first, e.g.
@@ -94,6 +101,10 @@ def build_mlp(
     ['block1_dense', 'block1_bn', 'block1_elu', 'block2_dense']
     >>> model.count_params()  # 784*64 + 4*64 + 64*32 + 4*32 + 32*10+10
     52938
+    >>> model = build_mlp((8,), 3, hidden_units=(16, 16, 16), dropout_rate=0.1,
+    ...                   dropout_position="last")
+    >>> [layer.name for layer in model.layers[1:]]
+    ['block1_dense', 'block2_dense', 'block3_dense', 'block3_dropout', 'output']
 
     ```
 
@@ -109,6 +120,7 @@ def build_mlp(
     _checks.choice("batch_norm", batch_norm, _BATCH_NORM)
     dropout_rate = _checks.rate("dropout_rate", dropout_rate)
     _checks.choice("dropout", dropout, _DROPOUT)
+    _checks.choice("dropout_position", dropout_position, _DROPOUT_POSITION)
     _checks.regularizer("kernel_regularizer", kernel_regularizer)
     _checks.activation("output_activation", output_activation, allow_none=True)
     _checks.optional_layer("preprocessing", preprocessing)
@@ -133,7 +145,8 @@ def build_mlp(
             x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
         if batch_norm == "before":
             x = keras.layers.Activation(activation_fn, name=f"{prefix}_{act_name}")(x)
-        if dropout_rate > 0:
+        is_last = index == len(hidden_units)
+        if dropout_rate > 0 and (dropout_position == "every" or is_last):
             x = _dropout_layer(dropout, dropout_rate, f"{prefix}_dropout")(x)
     outputs = keras.layers.Dense(
         num_classes,
@@ -151,6 +164,7 @@ def build_selu_mlp(
     hidden_units: Sequence[int] = (100,) * 20,
     alpha_dropout_rate: float = 0.0,
     mc: bool = False,
+    dropout_position: str = "every",
     kernel_regularizer: Any = None,
     output_activation: str | Callable | None = "softmax",
     preprocessing: keras.layers.Layer | None = None,
@@ -160,18 +174,23 @@ def build_selu_mlp(
 
     Equivalent to `build_mlp(..., activation="selu",
     kernel_initializer="lecun_normal", batch_norm=None,
-    dropout_rate=alpha_dropout_rate, dropout="alpha")`; with `mc=True` the
-    dropout is `kerasx.layers.MCAlphaDropout`. Self-normalisation also needs
-    standardised inputs (mean 0, standard deviation 1): pass an adapted
-    `keras.layers.Normalization()` as `preprocessing`, or standardise the data.
+    dropout_rate=alpha_dropout_rate, dropout="alpha", dropout_position=...)`;
+    with `mc=True` the dropout is `kerasx.layers.MCAlphaDropout`. Hands-On ML
+    ch. 11 exercise 8(e) is `build_selu_mlp(..., alpha_dropout_rate=0.1,
+    dropout_position="last")`: one AlphaDropout before the output layer.
+    Self-normalisation also needs standardised inputs (mean 0, standard
+    deviation 1): pass an adapted `keras.layers.Normalization()` as
+    `preprocessing`, or standardise the data.
 
     Args:
         input_shape: Shape of one example, without the batch axis.
         num_classes: Number of output units (>= 1).
         hidden_units: Units of each hidden layer (default 20 × 100).
-        alpha_dropout_rate: Rate of the AlphaDropout after every hidden
-            layer, in [0, 1); 0 adds no dropout layers.
+        alpha_dropout_rate: AlphaDropout rate, in [0, 1); 0 adds no
+            dropout layers.
         mc: Use `MCAlphaDropout` (stochastic at inference) instead.
+        dropout_position: `"every"` (after each hidden layer) or `"last"`
+            (one AlphaDropout, after the last hidden layer).
         kernel_regularizer: `None` or a regularizer for every kernel.
         output_activation: Output activation (`None` for logits).
         preprocessing: Optional layer applied to the input first.
@@ -186,6 +205,10 @@ def build_selu_mlp(
     >>> model = build_selu_mlp((8,), 3, hidden_units=(16, 16), alpha_dropout_rate=0.1)
     >>> [layer.name for layer in model.layers[1:]]
     ['block1_dense', 'block1_dropout', 'block2_dense', 'block2_dropout', 'output']
+    >>> model = build_selu_mlp((8,), 3, hidden_units=(16, 16), alpha_dropout_rate=0.1,
+    ...                        dropout_position="last")
+    >>> [layer.name for layer in model.layers[1:]]
+    ['block1_dense', 'block2_dense', 'block2_dropout', 'output']
 
     ```
 
@@ -203,6 +226,7 @@ def build_selu_mlp(
         batch_norm=None,
         dropout_rate=_checks.rate("alpha_dropout_rate", alpha_dropout_rate),
         dropout="mc_alpha" if mc else "alpha",
+        dropout_position=dropout_position,
         kernel_regularizer=kernel_regularizer,
         output_activation=output_activation,
         preprocessing=preprocessing,
