@@ -1,4 +1,4 @@
-"""Learning-rate schedules: the 1cycle policy (PyTorch ``OneCycleLR`` semantics)."""
+"""Learning-rate schedules: the 1cycle policy (PyTorch `OneCycleLR` semantics)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 import keras
 from keras import ops
+
+from kerasx import _checks
 
 __all__ = ["OneCycle"]
 
@@ -50,18 +52,20 @@ def _piecewise(step, phases, strategy):
     return value
 
 
-def _check_momentum(base_momentum: float, max_momentum: float) -> None:
-    if not 0.0 <= base_momentum < 1.0:
-        raise ValueError(
-            "Invalid value received for argument `base_momentum`. Expected a float "
-            f"in [0, 1). Received: base_momentum={base_momentum}"
-        )
-    if not base_momentum <= max_momentum < 1.0:
-        raise ValueError(
-            "Invalid value received for argument `max_momentum`. Expected a float "
-            f"in [base_momentum, 1) = [{base_momentum}, 1). "
-            f"Received: max_momentum={max_momentum}"
-        )
+def _check_momentum(base_momentum: Any, max_momentum: Any) -> tuple[float, float]:
+    """`0 <= base_momentum <= max_momentum < 1`, as floats."""
+    base_momentum = _checks.number(
+        "base_momentum", base_momentum, low=0.0, high=1.0, high_open=True
+    )
+    max_momentum = _checks.number(
+        "max_momentum",
+        max_momentum,
+        low=base_momentum,
+        high=1.0,
+        high_open=True,
+        expected=f"a float in [base_momentum, 1) = [{base_momentum}, 1)",
+    )
+    return base_momentum, max_momentum
 
 
 @keras.saving.register_keras_serializable(package="kerasx")
@@ -123,38 +127,38 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         three_phase: bool = False,
         name: str = "OneCycle",
     ) -> None:
-        if not (isinstance(max_learning_rate, (int, float)) and max_learning_rate > 0):
-            raise ValueError(
-                "Invalid value received for argument `max_learning_rate`. Expected a "
-                f"float > 0. Received: max_learning_rate={max_learning_rate}"
+        max_learning_rate = _checks.number(
+            "max_learning_rate", max_learning_rate, low=0.0, low_open=True
+        )
+        total_steps = _checks.integer("total_steps", total_steps, minimum=2)
+        three_phase = _checks.boolean("three_phase", three_phase)
+        if three_phase:
+            # The warm-up and its mirror image take `2 * pct_start` of the cycle:
+            # above 0.5 the third phase never starts and the peak is cut short.
+            pct_start = _checks.number(
+                "pct_start",
+                pct_start,
+                low=0.0,
+                high=0.5,
+                low_open=True,
+                expected=(
+                    "a float in (0, 0.5] when three_phase=True (the warm-up and "
+                    "its mirror take 2 * pct_start of the cycle; above 0.5 the "
+                    "third phase never starts and the rate never reaches "
+                    "max_learning_rate)"
+                ),
             )
-        if isinstance(total_steps, bool) or not (
-            isinstance(total_steps, int) and total_steps >= 2
-        ):
-            raise ValueError(
-                "Invalid value received for argument `total_steps`. Expected an int "
-                f">= 2. Received: total_steps={total_steps}"
+        else:
+            pct_start = _checks.number(
+                "pct_start", pct_start, low=0.0, high=1.0, low_open=True, high_open=True
             )
-        if not 0.0 < pct_start < 1.0:
-            raise ValueError(
-                "Invalid value received for argument `pct_start`. Expected a float "
-                f"in (0, 1). Received: pct_start={pct_start}"
-            )
-        if anneal_strategy not in _ANNEAL_STRATEGIES:
-            raise ValueError(
-                "Invalid value received for argument `anneal_strategy`. Expected one "
-                f"of {_ANNEAL_STRATEGIES}. "
-                f"Received: anneal_strategy={anneal_strategy!r}"
-            )
-        for arg, value in (
-            ("div_factor", div_factor),
-            ("final_div_factor", final_div_factor),
-        ):
-            if not value > 0:
-                raise ValueError(
-                    f"Invalid value received for argument `{arg}`. Expected a float "
-                    f"> 0. Received: {arg}={value}"
-                )
+        anneal_strategy = _checks.choice(
+            "anneal_strategy", anneal_strategy, _ANNEAL_STRATEGIES
+        )
+        div_factor = _checks.number("div_factor", div_factor, low=0.0, low_open=True)
+        final_div_factor = _checks.number(
+            "final_div_factor", final_div_factor, low=0.0, low_open=True
+        )
         self.max_learning_rate = float(max_learning_rate)
         self.total_steps = total_steps
         self.pct_start = float(pct_start)

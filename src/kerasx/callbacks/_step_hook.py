@@ -8,12 +8,22 @@ from `optimizer.iterations` (which Keras already divides by
 `gradient_accumulation_steps`) and writes it into the optimizer's own
 learning-rate variable, inside the traced train step. No variable is added or
 removed, so checkpoints saved during `fit` stay loadable by a plain optimizer.
+
+The hook lives for one `fit`. Keras calls no `on_train_end` when a `fit` is
+interrupted (an exception, `KeyboardInterrupt`), so the end of the hook does not
+depend on it: while a hook is installed, the model's `make_train_function`,
+which Keras calls first thing in every `fit` and `train_on_batch`, is wrapped
+too, and that wrapper removes the hook of the interrupted `fit` before the new
+train function is built. Either way the hook ends the same: the optimizer keeps
+the last applied learning rate in its variable and the last applied momentum as
+its Python float (as `keras.callbacks.LearningRateScheduler` leaves it), the
+optimizer's `apply` and the model's `make_train_function` are the class' own
+again, and the train function is rebuilt without the schedule.
 """
 
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 from kerasx import _keras_internals
@@ -55,9 +65,16 @@ def momentum_kind(optimizer) -> str:
 
 
 class StepHook:
-    """Installs `learning_rate_fn(step)` (and `momentum_fn(step)`) into `model`."""
+    """Installs `learning_rate_fn(step)` (and `momentum_fn(step)`) into `model`.
 
-    def __init__(self, model, learning_rate_fn, momentum_fn=None, start_step=0):
+    `owner` is the callback that drives the schedule; it names the hook in
+    errors. `start_step` may be changed until the train function is traced.
+    """
+
+    def __init__(
+        self, owner, model, learning_rate_fn, momentum_fn=None, start_step=0
+    ) -> None:
+        self.owner = owner
         self.model = model
         self.optimizer = model.optimizer
         self.learning_rate_fn = learning_rate_fn
@@ -70,25 +87,52 @@ class StepHook:
             with keras.name_scope(self.optimizer.name, caller=self.optimizer):
                 self.optimizer.build(model.trainable_variables)
         self.variable = self.optimizer.learning_rate
-        self.original_value = np.array(self.variable.numpy(), copy=True)
 
     def install(self) -> None:
-        remove_step_hook(self.model)
-        self.previous_apply = self.optimizer.__dict__.get("apply")
+        """Installs the hook; refuses a second kerasx schedule in the same `fit`."""
+        other = getattr(self.optimizer, _HOOK_ATTRIBUTE, None)
+        if other is not None:
+            # Every `fit` starts with `make_train_function`, whose wrapper ends the
+            # hook of an interrupted `fit`: a hook still here belongs to this `fit`
+            # (unless another model that shares the optimizer left it).
+            other.finish()
+            if other.model is self.model:
+                first, second = type(other.owner).__name__, type(self.owner).__name__
+                raise ValueError(
+                    "Invalid value received for argument `callbacks`. Expected at "
+                    "most one kerasx learning-rate schedule per `fit`. Received: "
+                    f"{first} and {second}, which would both set the learning "
+                    "rate of every step."
+                )
+        self.start_iterations = _iterations(self.optimizer)
         self.wrapped_apply = self.optimizer.apply
         self.optimizer.apply = self._apply
         setattr(self.optimizer, _HOOK_ATTRIBUTE, self)
-        # A train function traced before the hook would ignore it: retrace.
+        # A train function traced before the hook would ignore it: rebuild it.
         self.model.make_train_function(force=True)
+        model, hook = self.model, self
 
-    def remove(self) -> None:
+        def make_train_function(force=False):
+            hook.finish()
+            return model.make_train_function(force=force)
+
+        object.__setattr__(model, "make_train_function", make_train_function)
+
+    def finish(self) -> None:
+        """Ends the hook, keeping the last applied rate and momentum (idempotent)."""
         optimizer = self.optimizer
-        if self.previous_apply is None:
-            del optimizer.apply
-        else:
-            optimizer.apply = self.previous_apply
+        if getattr(optimizer, _HOOK_ATTRIBUTE, None) is not self:
+            return
         delattr(optimizer, _HOOK_ATTRIBUTE)
-        self.variable.assign(self.original_value)
+        if "apply" in optimizer.__dict__:
+            del optimizer.apply
+        if "make_train_function" in self.model.__dict__:
+            object.__delattr__(self.model, "make_train_function")
+        last_step = _iterations(optimizer) - 1
+        if self.momentum_fn is not None and last_step >= self.start_iterations:
+            momentum = self.momentum_fn(last_step - self.start_step)
+            attribute = "momentum" if self.kind == "sgd" else "beta_1"
+            setattr(optimizer, attribute, float(ops.convert_to_numpy(momentum)))
         self.model.make_train_function(force=True)
 
     def _apply(self, grads, trainable_variables=None):
@@ -128,8 +172,12 @@ class StepHook:
             slot.assign(scaled)
 
 
+def _iterations(optimizer) -> int:
+    return int(ops.convert_to_numpy(optimizer.iterations))
+
+
 def remove_step_hook(model) -> None:
-    """Removes a hook left behind by an interrupted `fit` (no-op otherwise)."""
+    """Ends a hook left on `model`'s optimizer (no-op when there is none)."""
     hook = getattr(model.optimizer, _HOOK_ATTRIBUTE, None)
     if hook is not None:
-        hook.remove()
+        hook.finish()

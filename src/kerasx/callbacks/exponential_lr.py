@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
 from keras import ops
 
+from kerasx import _checks
 from kerasx.callbacks._step_hook import StepHook, check_learning_rate_is_variable
 
 
@@ -26,7 +26,9 @@ class ExponentialLearningRate(keras.callbacks.Callback):
 
     in float64. A smaller final batch is recovered under the same equal-size
     assumption (drop the remainder when that matters). The lists are reset when
-    training begins, and the optimizer's learning rate is restored when it ends.
+    training begins. After `fit`, completed or interrupted, the optimizer holds
+    the last applied rate, as `keras.callbacks.LearningRateScheduler` leaves it,
+    and nothing of the sweep stays installed.
 
     Args:
         factor: Multiplicative step, a float > 0 (> 1 for a sweep upwards).
@@ -56,14 +58,7 @@ class ExponentialLearningRate(keras.callbacks.Callback):
 
     def __init__(self, factor: float) -> None:
         super().__init__()
-        if not (
-            isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0
-        ):
-            raise ValueError(
-                "Invalid value received for argument `factor`. Expected a finite "
-                f"float > 0. Received: factor={factor}"
-            )
-        self.factor = float(factor)
+        self.factor = _checks.number("factor", factor, low=0.0, low_open=True)
         self.rates: list[float] = []
         self.losses: list[float] = []
         self._hook = None
@@ -72,10 +67,10 @@ class ExponentialLearningRate(keras.callbacks.Callback):
         model = self.model
         check_learning_rate_is_variable(model.optimizer)
         if (model.steps_per_execution or 1) != 1:
-            raise ValueError(
-                "Invalid value received for argument `steps_per_execution`. Expected 1 "
-                "(per-batch losses are only reported once per execution). "
-                f"Received: steps_per_execution={model.steps_per_execution}"
+            raise _checks.invalid(
+                "steps_per_execution",
+                "1 (per-batch losses are only reported once per execution)",
+                model.steps_per_execution,
             )
         self.rates, self.losses = [], []
         self._initial_rate = float(ops.convert_to_numpy(model.optimizer.learning_rate))
@@ -87,7 +82,7 @@ class ExponentialLearningRate(keras.callbacks.Callback):
         def learning_rate_fn(step):
             return initial * ops.power(factor, ops.cast(step, "float32"))
 
-        self._hook = StepHook(model, learning_rate_fn, start_step=start)
+        self._hook = StepHook(self, model, learning_rate_fn, start_step=start)
         self._hook.install()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -103,7 +98,7 @@ class ExponentialLearningRate(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self._hook is not None:
-            self._hook.remove()
+            self._hook.finish()
             self._hook = None
 
     def get_config(self) -> dict[str, Any]:

@@ -8,11 +8,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from kerasx.callbacks._step_hook import (
-    StepHook,
-    check_learning_rate_is_variable,
-    remove_step_hook,
-)
+from kerasx import _checks
+from kerasx.callbacks._step_hook import StepHook, check_learning_rate_is_variable
 from kerasx.schedules import _check_momentum, _piecewise
 
 
@@ -45,15 +42,13 @@ class _HandsOnMLOneCycle(keras.optimizers.schedules.LearningRateSchedule):
         )
 
 
-def _check_positive(name: str, value, upper=None, upper_name=None) -> None:
-    if not (isinstance(value, (int, float)) and value > 0) or (
-        upper is not None and value > upper
-    ):
-        bound = f" and <= {upper_name} ({upper})" if upper is not None else ""
-        raise ValueError(
-            f"Invalid value received for argument `{name}`. Expected a float > 0"
-            f"{bound}. Received: {name}={value}"
-        )
+def _check_rate(name: str, value, max_rate: float | None = None) -> float:
+    if max_rate is None:
+        return _checks.number(name, value, low=0.0, low_open=True)
+    expected = f"a float > 0 and <= max_rate ({max_rate})"
+    return _checks.number(
+        name, value, low=0.0, high=max_rate, low_open=True, expected=expected
+    )
 
 
 @keras.saving.register_keras_serializable(package="kerasx")
@@ -67,25 +62,35 @@ class OneCycleScheduler(keras.callbacks.Callback):
     With `cycle_momentum=True` the momentum (SGD `momentum`, Adam-family `beta_1`)
     moves the other way: `max_momentum -> base_momentum -> max_momentum`.
 
-    The step is `optimizer.iterations - start_step`, evaluated inside the
-    compiled train step, so the rate is exact for every optimizer step with
-    `steps_per_execution > 1`, with `gradient_accumulation_steps`, and after
-    `save` / `load` / `fit(initial_epoch=...)`. The optimizer's learning rate
-    (and momentum) are restored when training ends; `logs["learning_rate"]` holds
-    the rate of each epoch's last step. Installing the schedule retraces the
-    train function once per `fit`.
+    With `iterations=None` (the default) the cycle spans the whole `fit`, as
+    fastai's `fit_one_cycle`: `epochs * steps_per_epoch` batches (from the
+    callback's `params`), in optimizer steps, starting at epoch 0 of that `fit`,
+    so `fit(initial_epoch=k)` continues at epoch `k`'s step.
+
+    With an explicit `iterations` the step is `optimizer.iterations -
+    start_step`, evaluated inside the compiled train step, so the rate is exact
+    for every optimizer step with `steps_per_execution > 1`, with
+    `gradient_accumulation_steps`, and after `save` / `load` /
+    `fit(initial_epoch=...)`. After `fit`, completed or interrupted, the
+    optimizer holds the last applied rate (and momentum) as a plain float, as
+    `keras.callbacks.LearningRateScheduler` leaves it, and nothing of the
+    schedule stays installed: a later `fit` without this callback trains at
+    that constant rate. `logs["learning_rate"]` holds the rate of each epoch's
+    last step. Installing the schedule retraces the train function once per
+    `fit`.
 
     Args:
-        iterations: Length of the cycle in optimizer steps, an int >= 2 (for
-            example `epochs * math.ceil(n_samples / batch_size)`).
-        max_rate: Peak learning rate.
+        iterations: Length of the cycle in optimizer steps, an integer >= 2 (for
+            example `epochs * math.ceil(n_samples / batch_size)`), or None for
+            the whole `fit`.
+        max_rate: Peak learning rate, a float > 0 (required).
         start_rate: Rate at step 0; defaults to `max_rate / 10`.
         last_iterations: Length of the final annealing phase; defaults to
             `iterations // 10 + 1`.
         last_rate: Rate at step `iterations - 1`; defaults to `start_rate / 1000`.
-        start_step: Optimizer step at which the cycle starts. To start a new cycle
-            on an optimizer that has trained already, pass
-            `start_step=int(model.optimizer.iterations)`.
+        start_step: Optimizer step at which the cycle starts (explicit
+            `iterations` only). To start a new cycle on an optimizer that has
+            trained already, pass `start_step=int(model.optimizer.iterations)`.
         cycle_momentum: Whether to cycle the momentum as well.
         base_momentum: Momentum at the peak rate.
         max_momentum: Momentum at the start and the end of the cycle.
@@ -95,10 +100,12 @@ class OneCycleScheduler(keras.callbacks.Callback):
     ```python
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     >>> model.compile(keras.optimizers.SGD(0.01), "mse")
-    >>> cycle = OneCycleScheduler(iterations=20, max_rate=0.05)
+    >>> cycle = OneCycleScheduler(max_rate=0.05)  # the whole fit: 2 x 10 steps
     >>> x, y = np.ones((40, 4)), np.zeros((40, 1))
     >>> history = model.fit(x, y, batch_size=4, epochs=2, callbacks=[cycle], verbose=0)
     >>> round(history.history["learning_rate"][-1], 9)
+    5e-06
+    >>> round(float(model.optimizer.learning_rate), 9)  # the last applied rate
     5e-06
 
     ```
@@ -107,12 +114,13 @@ class OneCycleScheduler(keras.callbacks.Callback):
         - Géron, *Hands-On Machine Learning*, 3rd ed., ch. 11, `OneCycleScheduler`.
         - [Smith, 2018](https://arxiv.org/abs/1803.09820), "A disciplined approach
           to neural network hyper-parameters".
+        - fastai `Learner.fit_one_cycle` (the cycle spans the whole `fit`).
     """
 
     def __init__(
         self,
-        iterations: int,
-        max_rate: float,
+        iterations: int | None = None,
+        max_rate: float | None = None,
         start_rate: float | None = None,
         last_iterations: int | None = None,
         last_rate: float | None = None,
@@ -123,59 +131,67 @@ class OneCycleScheduler(keras.callbacks.Callback):
         max_momentum: float = 0.95,
     ) -> None:
         super().__init__()
-        if isinstance(iterations, bool) or not (
-            isinstance(iterations, int) and iterations >= 2
-        ):
-            raise ValueError(
-                "Invalid value received for argument `iterations`. Expected an int "
-                f">= 2. Received: iterations={iterations}"
-            )
-        _check_positive("max_rate", max_rate)
-        start_rate = max_rate / 10 if start_rate is None else start_rate
-        _check_positive("start_rate", start_rate, max_rate, "max_rate")
-        last_rate = start_rate / 1000 if last_rate is None else last_rate
-        _check_positive("last_rate", last_rate, max_rate, "max_rate")
-        last_iterations = (
-            iterations // 10 + 1 if last_iterations is None else last_iterations
+        iterations = _checks.integer(
+            "iterations", iterations, minimum=2, allow_none=True
         )
-        if isinstance(last_iterations, bool) or not (
-            isinstance(last_iterations, int) and 1 <= last_iterations <= iterations
-        ):
-            raise ValueError(
-                "Invalid value received for argument `last_iterations`. Expected an "
-                f"int in [1, iterations={iterations}]. "
-                f"Received: last_iterations={last_iterations}"
+        max_rate = _check_rate("max_rate", max_rate)
+        start_rate = max_rate / 10 if start_rate is None else start_rate
+        start_rate = _check_rate("start_rate", start_rate, max_rate)
+        last_rate = start_rate / 1000 if last_rate is None else last_rate
+        last_rate = _check_rate("last_rate", last_rate, max_rate)
+        if iterations is None:
+            last_iterations = _checks.integer(
+                "last_iterations", last_iterations, minimum=1, allow_none=True
+            )
+            if start_step != 0:
+                raise _checks.invalid(
+                    "start_step",
+                    "0 when iterations=None (the cycle starts with the `fit`)",
+                    start_step,
+                )
+        else:
+            if last_iterations is None:
+                last_iterations = iterations // 10 + 1
+            last_iterations = _checks.integer(
+                "last_iterations", last_iterations, minimum=1, maximum=iterations
             )
         self._arguments = dict(
             iterations=iterations,
-            max_rate=float(max_rate),
-            start_rate=float(start_rate),
+            max_rate=max_rate,
+            start_rate=start_rate,
             last_iterations=last_iterations,
-            last_rate=float(last_rate),
+            last_rate=last_rate,
         )
-        schedule = _HandsOnMLOneCycle(**self._arguments)
+        schedule = None if iterations is None else self._cycle(iterations)
         self._setup(schedule, start_step, cycle_momentum, base_momentum, max_momentum)
 
+    def _cycle(self, iterations: int) -> _HandsOnMLOneCycle:
+        arguments = {**self._arguments, "iterations": iterations}
+        if arguments["last_iterations"] is None:
+            arguments["last_iterations"] = iterations // 10 + 1
+        elif arguments["last_iterations"] > iterations:
+            raise _checks.invalid(
+                "last_iterations",
+                f"an integer in [1, iterations={iterations}] (the steps of this fit)",
+                arguments["last_iterations"],
+            )
+        return _HandsOnMLOneCycle(**arguments)
+
     def _setup(self, schedule, start_step, cycle_momentum, base_momentum, max_momentum):
-        if isinstance(start_step, bool) or not (
-            isinstance(start_step, int) and start_step >= 0
-        ):
-            raise ValueError(
-                "Invalid value received for argument `start_step`. Expected an int "
-                f">= 0. Received: start_step={start_step}"
-            )
-        _check_momentum(base_momentum, max_momentum)
-        if cycle_momentum and not hasattr(schedule, "momentum"):
-            raise ValueError(
-                "Invalid value received for argument `cycle_momentum`. Expected a "
-                "schedule with a `momentum(step, base_momentum, max_momentum)` method "
-                f"(e.g. kerasx.schedules.OneCycle). Received: schedule={schedule!r}"
-            )
+        self.start_step = _checks.integer("start_step", start_step, minimum=0)
+        self.cycle_momentum = _checks.boolean("cycle_momentum", cycle_momentum)
+        self.base_momentum, self.max_momentum = _check_momentum(
+            base_momentum, max_momentum
+        )
+        if self.cycle_momentum and schedule is not None:
+            if not hasattr(schedule, "momentum"):
+                raise _checks.invalid(
+                    "cycle_momentum",
+                    "a schedule with a `momentum(step, base_momentum, max_momentum)` "
+                    "method (e.g. kerasx.schedules.OneCycle)",
+                    schedule,
+                )
         self.schedule = schedule
-        self.start_step = start_step
-        self.cycle_momentum = bool(cycle_momentum)
-        self.base_momentum = float(base_momentum)
-        self.max_momentum = float(max_momentum)
         self._hook = None
 
     @classmethod
@@ -202,10 +218,10 @@ class OneCycleScheduler(keras.callbacks.Callback):
             A `OneCycleScheduler` callback.
         """
         if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
-            raise ValueError(
-                "Invalid value received for argument `schedule`. Expected a "
-                "keras.optimizers.schedules.LearningRateSchedule. "
-                f"Received: schedule={schedule!r}"
+            raise _checks.invalid(
+                "schedule",
+                "a keras.optimizers.schedules.LearningRateSchedule",
+                schedule,
             )
         callback = cls.__new__(cls)
         keras.callbacks.Callback.__init__(callback)
@@ -217,30 +233,70 @@ class OneCycleScheduler(keras.callbacks.Callback):
 
     @property
     def iterations(self) -> int | None:
+        """Length of the cycle; None until a `fit` when it spans the whole `fit`."""
         return getattr(
             self.schedule, "iterations", getattr(self.schedule, "total_steps", None)
         )
 
+    def _fit_cycle(self) -> tuple[_HandsOnMLOneCycle, int]:
+        """The cycle of this `fit` (`iterations=None`) and its updates per epoch."""
+        steps = self.params.get("steps")
+        epochs = self.params.get("epochs")
+        if not steps:
+            raise _checks.invalid(
+                "iterations",
+                "an integer >= 2 when the number of steps per epoch is unknown (give "
+                "`fit` a `steps_per_epoch`, or data with a length)",
+                None,
+            )
+        accumulation = self.model.optimizer.gradient_accumulation_steps or 1
+        updates_per_epoch = steps // accumulation
+        iterations = epochs * updates_per_epoch
+        if iterations < 2:
+            raise _checks.invalid(
+                "iterations",
+                f"a `fit` of at least 2 optimizer steps (epochs={epochs} x "
+                f"{updates_per_epoch} steps)",
+                None,
+            )
+        return self._cycle(iterations), updates_per_epoch
+
     def on_train_begin(self, logs=None):
         optimizer = self.model.optimizer
-        remove_step_hook(self.model)
         check_learning_rate_is_variable(optimizer)
-        step = int(ops.convert_to_numpy(optimizer.iterations)) - self.start_step
-        if self.iterations is not None and step >= self.iterations:
-            warnings.warn(
-                f"The 1cycle schedule is already over (step {step} of "
-                f"{self.iterations}): training continues at its final rate. To start "
-                "a new cycle, pass `start_step=int(model.optimizer.iterations)`.",
-                stacklevel=2,
-            )
+        self._updates_per_epoch = None
+        if self._arguments is not None and self._arguments["iterations"] is None:
+            self.schedule, self._updates_per_epoch = self._fit_cycle()
+        else:
+            step = int(ops.convert_to_numpy(optimizer.iterations)) - self.start_step
+            if self.iterations is not None and step >= self.iterations:
+                warnings.warn(
+                    f"The 1cycle schedule is already over (step {step} of "
+                    f"{self.iterations}): training continues at its final rate. To "
+                    "start a new cycle, pass "
+                    "`start_step=int(model.optimizer.iterations)`.",
+                    stacklevel=2,
+                )
         momentum_fn = None
         if self.cycle_momentum:
+            schedule = self.schedule
 
             def momentum_fn(s):
-                return self.schedule.momentum(s, self.base_momentum, self.max_momentum)
+                return schedule.momentum(s, self.base_momentum, self.max_momentum)
 
-        self._hook = StepHook(self.model, self.schedule, momentum_fn, self.start_step)
+        self._hook = StepHook(
+            self, self.model, self.schedule, momentum_fn, self.start_step
+        )
         self._hook.install()
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch and self._updates_per_epoch is not None:
+            # The cycle's step 0 is epoch 0 of this `fit`; the train function is
+            # traced on the first batch, after this.
+            iterations = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+            self._hook.start_step = iterations - epoch * self._updates_per_epoch
+        self._first_epoch = False
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -248,7 +304,7 @@ class OneCycleScheduler(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self._hook is not None:
-            self._hook.remove()
+            self._hook.finish()
             self._hook = None
 
     def get_config(self) -> dict[str, Any]:
