@@ -25,6 +25,8 @@ module's callers name it. Used internals (Keras 3.14-3.15):
   edit of it.
 - `keras.src.utils.naming.to_snake_case` (`saving`): the names Keras gives the
   layer groups of `.weights.h5` files.
+- `keras.src.trainers.data_adapters` (`uncertainty`): the batches `Model.predict`
+  reads from arrays, `PyDataset`, `tf.data`, torch `DataLoader` and generators.
 
 `keras.models.clone_model(..., call_function=..., recursive=True)` was tried as
 the base of the graph rewrite; it cannot serve: Keras refuses `call_function`
@@ -34,7 +36,8 @@ need each layer's producers and consumers, which `clone_model` does not expose.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -93,3 +96,35 @@ def to_snake_case(name: str) -> str:
     from keras.src.utils.naming import to_snake_case as keras_to_snake_case
 
     return keras_to_snake_case(name)
+
+
+def is_array_input(x: Any) -> bool:
+    """Whether `Model.predict` slices `x` as arrays (not a dataset or generator)."""
+    from keras.src.trainers.data_adapters import array_data_adapter
+
+    return array_data_adapter.can_convert_arrays((x,))
+
+
+def predict_batches(
+    x: Any, batch_size: int | None = None, steps: int | None = None
+) -> Iterator[Any]:
+    """The input batches `Model.predict(x, batch_size=..., steps=...)` reads, as NumPy.
+
+    Targets and sample weights a dataset may yield are dropped, as `predict`
+    drops them; `steps` stops after that many batches (needed for generators
+    that never end).
+    """
+    from keras.src.trainers.data_adapters import data_adapter_utils, get_data_adapter
+
+    adapter = get_data_adapter(
+        x, batch_size=batch_size, steps_per_epoch=steps, shuffle=False
+    )
+    adapter.on_epoch_begin()
+    try:
+        batches = adapter.get_numpy_iterator()
+        if steps is not None:
+            batches = itertools.islice(batches, steps)
+        for data in batches:
+            yield data_adapter_utils.unpack_x_y_sample_weight(data)[0]
+    finally:
+        adapter.on_epoch_end()

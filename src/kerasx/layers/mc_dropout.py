@@ -1,20 +1,31 @@
 """Monte Carlo twins of the Keras dropout-family layers.
 
-Each ``MC*`` layer subclasses the Keras layer of the same name, takes exactly
+Each `MC*` layer subclasses the Keras layer of the same name, takes exactly
 the same constructor arguments, owns exactly the same state (one
-``SeedGenerator`` when the rate is positive) and serializes to the same config.
-The only difference is that it ignores the ``training`` flag: the noise is
-applied in ``fit``, ``predict``, ``__call__``, inside ``jit``/``tf.function``
-and after a ``.keras`` save/load round trip. This is what Monte Carlo dropout
-needs, without the usual ``model(x, training=True)`` trick that also switches
-``BatchNormalization`` to training mode and overwrites its moving statistics.
+`SeedGenerator` when the rate is positive) and serializes to the same config.
+The only difference is that it ignores the `training` flag: the noise is
+applied in `fit`, `predict`, `__call__`, inside `jit`/`tf.function` and after a
+`.keras` save/load round trip. This is what Monte Carlo dropout needs, without
+the usual `model(x, training=True)` trick that also switches
+`BatchNormalization` to training mode and overwrites its moving statistics.
+
+Inside `kerasx.uncertainty.mc_predict` the layers draw their noise from
+`row_noise` instead of their `SeedGenerator`: a counter-based generator keyed
+by `(seed, row index, sample index)`, so that a row's samples do not depend on
+which other rows share its batch (the batch size then changes nothing).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import keras
+import numpy as np
+from keras import ops
 
 __all__ = [
     "MCAlphaDropout",
@@ -27,14 +38,152 @@ __all__ = [
 ]
 
 
+def _int32(value: int) -> int:
+    """The int32 with the same low 32 bits as `value` (two's complement)."""
+    return int(np.array(value % 2**32, dtype=np.uint32).view(np.int32))
+
+
+_MIX_1 = _int32(0x7FEB352D)
+_MIX_2 = _int32(0x846CA68B)
+_GOLDEN = _int32(0x9E3779B9)
+_SHARED_ROW = -1  # Row index of batch-shared masks; real rows are >= 0.
+
+
+def _shift_right(x, bits):
+    # Logical shift on int32: the arithmetic shift, with the sign bits masked.
+    return ops.bitwise_and(ops.right_shift(x, bits), (1 << (32 - bits)) - 1)
+
+
+def _mix(x):
+    """`lowbias32` (C. Wellons): a bijective 32-bit integer hash, in int32."""
+    x = ops.bitwise_xor(x, _shift_right(x, 16))
+    x = ops.multiply(x, ops.convert_to_tensor(_MIX_1, "int32"))
+    x = ops.bitwise_xor(x, _shift_right(x, 15))
+    x = ops.multiply(x, ops.convert_to_tensor(_MIX_2, "int32"))
+    return ops.bitwise_xor(x, _shift_right(x, 16))
+
+
+class RowNoise:
+    """Uniform noise for a batch of `samples_per_call` tiles of `rows` rows.
+
+    `counters` is an int32 `(rows, 3)` tensor: the run's seed, the global index
+    of each row in the data and the index of the first sample of this call.
+    Element `e` of stream `s` (one stream per noise draw in the model) for
+    sample `t` of row `r` is `hash(hash(key(seed, r, t)) ^ hash(e + s * phi))`
+    with a 32-bit bijective hash applied twice, so the value depends on those
+    five integers only. The tiled batch is sample-major: position
+    `j * rows + i` holds sample `first + j` of row `i`.
+    """
+
+    def __init__(self, counters: Any, samples_per_call: int) -> None:
+        counters = ops.convert_to_tensor(counters, "int32")
+        seed_key = _mix(_mix(counters[:, 0]) + _GOLDEN)
+        sample = (
+            counters[None, :, 2] + ops.arange(samples_per_call, dtype="int32")[:, None]
+        )
+        sample_key = _mix(sample + _GOLDEN)
+
+        def keys(row):
+            key = _mix(ops.bitwise_xor(seed_key, _mix(row + _MIX_1)))
+            return ops.reshape(_mix(ops.bitwise_xor(key[None, :], sample_key)), (-1,))
+
+        self.row_keys = keys(counters[:, 1])
+        self.shared_keys = keys(ops.full_like(counters[:, 1], _SHARED_ROW))
+        self.streams = 0
+
+    def uniform(self, shape: tuple, shared: bool = False) -> Any:
+        """Float32 noise in `[0, 1)` of shape `(batch, *shape)`.
+
+        With `shared=True` every row of a sample gets the same values (a mask
+        shared over the batch, as `noise_shape=(1, ...)` asks for).
+        """
+        self.streams += 1
+        size = math.prod(shape)
+        offset = _int32(self.streams * 0x9E3779B9)
+        salt = _mix(ops.arange(size, dtype="int32") + offset)
+        keys = self.shared_keys if shared else self.row_keys
+        bits = _mix(ops.bitwise_xor(keys[:, None], salt[None, :]))
+        bits = _mix(bits + _GOLDEN)
+        # The top 24 bits: exactly representable in float32.
+        uniform = ops.cast(_shift_right(bits, 8), "float32") * (2.0**-24)
+        return ops.reshape(uniform, (-1, *shape))
+
+    def normal(self, shape: tuple) -> Any:
+        """Standard normal float32 noise (Box-Muller on two uniform draws)."""
+        radius = ops.sqrt(-2.0 * ops.log(1.0 - self.uniform(shape)))
+        return radius * ops.cos((2.0 * math.pi) * self.uniform(shape))
+
+
+_ROW_NOISE: contextvars.ContextVar[RowNoise | None] = contextvars.ContextVar(
+    "kerasx_row_noise", default=None
+)
+
+
+@contextlib.contextmanager
+def row_noise(counters: Any, samples_per_call: int) -> Iterator[RowNoise]:
+    """Makes the MC layers called in this block draw from a `RowNoise`.
+
+    Scoped to the block (a context variable, like Keras' own name scopes), so
+    a model called anywhere else keeps its `SeedGenerator` noise.
+    """
+    noise = RowNoise(counters, samples_per_call)
+    token = _ROW_NOISE.set(noise)
+    try:
+        yield noise
+    finally:
+        _ROW_NOISE.reset(token)
+
+
+def _static_row_shape(layer, shape) -> tuple:
+    row_shape = tuple(shape[1:])
+    if not all(isinstance(d, int) for d in row_shape):
+        raise ValueError(
+            f"Layer '{layer.name}' received inputs of shape {shape}; Monte Carlo "
+            "prediction needs every axis but the batch axis to be known."
+        )
+    return row_shape
+
+
+def _dropout_noise_shape(layer, inputs) -> tuple[tuple, bool]:
+    """`(per-row noise shape, shared over the batch)` of a dropout layer."""
+    shape = tuple(inputs.shape)
+    get_spatial = getattr(layer, "_get_noise_shape", None)
+    if get_spatial is not None:  # SpatialDropout*: one value per channel.
+        noise_shape = [None] + [
+            d if isinstance(d, int) else None for d in get_spatial(inputs)[1:]
+        ]
+        noise_shape = tuple(
+            n if n is not None else s for n, s in zip(noise_shape, shape, strict=True)
+        )
+        return _static_row_shape(layer, noise_shape), False
+    if layer.noise_shape is None:
+        return _static_row_shape(layer, shape), False
+    noise_shape = tuple(
+        s if n is None else n for n, s in zip(layer.noise_shape, shape, strict=True)
+    )
+    return _static_row_shape(layer, noise_shape), layer.noise_shape[0] == 1
+
+
 class _AlwaysStochastic:
-    """Mixin that runs the parent layer's training-mode ``call`` in every mode."""
+    """Mixin that runs the parent layer's training-mode `call` in every mode."""
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         # `training` is accepted for signature compatibility and deliberately
         # ignored: the whole point of the MC twin is noise at inference time.
         del training
+        noise = _ROW_NOISE.get()
+        if noise is not None:
+            return self.call_with_noise(inputs, noise)
         return super().call(inputs, training=True)
+
+    def call_with_noise(self, inputs: Any, noise: RowNoise) -> Any:
+        """The layer's transformation with its randomness taken from `noise`."""
+        if self.rate == 0:
+            return inputs
+        shape, shared = _dropout_noise_shape(self, inputs)
+        keep = ops.greater_equal(noise.uniform(shape, shared), self.rate)
+        scaled = inputs / ops.cast(1.0 - self.rate, inputs.dtype)
+        return ops.where(keep, scaled, ops.zeros_like(inputs))
 
 
 @keras.saving.register_keras_serializable(package="kerasx")
@@ -110,6 +259,19 @@ class MCAlphaDropout(_AlwaysStochastic, keras.layers.AlphaDropout):
         Klambauer et al., "Self-Normalizing Neural Networks", NeurIPS 2017.
     """
 
+    def call_with_noise(self, inputs: Any, noise: RowNoise) -> Any:
+        if self.rate == 0:
+            return inputs
+        shape, shared = _dropout_noise_shape(self, inputs)
+        kept = ops.cast(
+            ops.greater_equal(noise.uniform(shape, shared), self.rate), inputs.dtype
+        )
+        # The constants of `keras.layers.AlphaDropout.call`.
+        alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
+        a = ((1 - self.rate) * (1 + self.rate * alpha_p**2)) ** -0.5
+        b = -a * alpha_p * self.rate
+        return a * (inputs * kept + alpha_p * (1 - kept)) + b
+
 
 @keras.saving.register_keras_serializable(package="kerasx")
 class MCGaussianDropout(_AlwaysStochastic, keras.layers.GaussianDropout):
@@ -141,6 +303,13 @@ class MCGaussianDropout(_AlwaysStochastic, keras.layers.GaussianDropout):
         from Overfitting", JMLR 2014, section 10.
     """
 
+    def call_with_noise(self, inputs: Any, noise: RowNoise) -> Any:
+        if self.rate == 0:
+            return inputs
+        stddev = math.sqrt(self.rate / (1.0 - self.rate))
+        shape = _static_row_shape(self, tuple(inputs.shape))
+        return inputs * ops.cast(1.0 + stddev * noise.normal(shape), inputs.dtype)
+
 
 @keras.saving.register_keras_serializable(package="kerasx")
 class MCGaussianNoise(_AlwaysStochastic, keras.layers.GaussianNoise):
@@ -169,6 +338,12 @@ class MCGaussianNoise(_AlwaysStochastic, keras.layers.GaussianNoise):
     Reference:
         Keras `keras.layers.GaussianNoise`, with the training switch removed.
     """
+
+    def call_with_noise(self, inputs: Any, noise: RowNoise) -> Any:
+        if self.stddev == 0:
+            return inputs
+        shape = _static_row_shape(self, tuple(inputs.shape))
+        return inputs + ops.cast(self.stddev * noise.normal(shape), inputs.dtype)
 
 
 @keras.saving.register_keras_serializable(package="kerasx")
@@ -272,8 +447,8 @@ class MCSpatialDropout3D(_AlwaysStochastic, keras.layers.SpatialDropout3D):
     """
 
 
-#: Keras layer class -> MC twin, matched by exact type (``SpatialDropout*``
-#: subclasses ``Dropout``, so ``isinstance`` would pick the wrong twin).
+#: Keras layer class -> MC twin, matched by exact type (`SpatialDropout*`
+#: subclasses `Dropout`, so `isinstance` would pick the wrong twin).
 KERAS_TO_MC: dict[type, type] = {
     keras.layers.Dropout: MCDropout,
     keras.layers.AlphaDropout: MCAlphaDropout,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import keras
 import numpy as np
 
-from kerasx._state import VariableSnapshot
+from kerasx import _checks, _keras_internals
 from kerasx.uncertainty import _sampler, _stats
 
 _TASKS = ("classification", "regression")
@@ -20,7 +21,8 @@ class MCResult:
     """Summary of `n_samples` stochastic forward passes.
 
     All arrays are float32 and indexed like the model output (first axis: the
-    rows of `x`). The classification fields are `None` for regression.
+    rows of `x`). The statistics are computed in float64 from the samples and
+    stored as float32. The classification fields are `None` for regression.
 
     Attributes:
         mean: Mean output over the samples (mean class probabilities).
@@ -48,38 +50,100 @@ class MCResult:
     variation_ratio: np.ndarray | None = None
 
 
-def _invalid(name, expected, value):
-    return ValueError(
-        f"Invalid value received for argument `{name}`. Expected {expected}. "
-        f"Received: {name}={value!r}"
-    )
-
-
-def _validate(model, leaves, n_samples, batch_size, seed, task, flags):
-    if not isinstance(model, keras.Model):
-        raise _invalid("model", "a keras.Model", model)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise _invalid("n_samples", "an integer >= 1", n_samples)
-    if batch_size is not None and (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or batch_size < 1
-    ):
-        raise _invalid("batch_size", "None or an integer >= 1", batch_size)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise _invalid("seed", "None or an integer", seed)
-    if task not in _TASKS:
-        raise _invalid("task", f"one of {_TASKS}", task)
-    for name, value in flags.items():
-        if not isinstance(value, bool):
-            raise _invalid(name, "a bool", value)
+def _rows_of(leaves, where):
     rows = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
     if len(rows) != 1 or None in rows or 0 in rows:
         shapes = [leaf.shape for leaf in leaves]
-        raise _invalid("x", "arrays with the same number (>= 1) of rows", shapes)
+        raise _checks.invalid(
+            "x", f"arrays with the same number (>= 1) of rows{where}", shapes
+        )
     for leaf in leaves:
         if np.issubdtype(leaf.dtype, np.floating) and not np.all(np.isfinite(leaf)):
-            raise _invalid("x", "finite values (no NaN or inf)", "<array with NaN/inf>")
+            raise _checks.invalid(
+                "x", f"finite values (no NaN or inf){where}", "<array with NaN/inf>"
+            )
+    return rows.pop()
+
+
+def _to_numpy(leaf):
+    try:
+        return np.asarray(leaf)
+    except (TypeError, RuntimeError):  # E.g. a torch tensor that requires grad.
+        return np.asarray(keras.ops.convert_to_numpy(leaf))
+
+
+def _as_numpy(x):
+    """`(structure, leaves as NumPy arrays)` of one batch."""
+    leaves = [_to_numpy(leaf) for leaf in keras.tree.flatten(x)]
+    return keras.tree.pack_sequence_as(x, leaves), leaves
+
+
+def _rows(leaf, offset, used, rows):
+    """`leaf[offset : offset + used]`, padded to `rows` rows (one compiled shape)."""
+    chunk = leaf[offset : offset + used]
+    if used < rows:  # The padding rows are sliced off the results.
+        pad = np.repeat(chunk[-1:], rows - used, axis=0)
+        chunk = np.concatenate([chunk, pad], axis=0)
+    return chunk
+
+
+def _chunks(model, x, n_samples, batch_size, steps) -> Iterator[tuple]:
+    """Yields `(start row, inputs, rows used, rows per call, samples per call)`.
+
+    Arrays are sliced here; datasets and generators are read batch by batch
+    (as `Model.predict` reads them) and each batch is split or padded to the
+    planned number of rows, so one compiled shape serves every call.
+    """
+    if _keras_internals.is_array_input(x):
+        if steps is not None:
+            raise _checks.invalid(
+                "steps", "None for array inputs (all rows are used)", steps
+            )
+        structure, leaves = _as_numpy(x)
+        batches = [(structure, leaves, _rows_of(leaves, ""))]
+    else:
+
+        def read():
+            for index, batch in enumerate(
+                _keras_internals.predict_batches(x, steps=steps)
+            ):
+                structure, leaves = _as_numpy(batch)
+                n_rows = _rows_of(leaves, f" in every batch (batch {index})")
+                yield structure, leaves, n_rows
+
+        batches = read()
+    plan = None
+    start = 0
+    for structure, leaves, n_rows in batches:
+        if plan is None:
+            plan = _sampler.plan_chunks(
+                n_rows,
+                n_samples,
+                batch_size,
+                _sampler.bytes_per_row(model, leaves),
+                _sampler.DEFAULT_MEMORY_BUDGET,
+            )
+        rows = plan[0]
+        for offset in range(0, n_rows, rows):
+            used = min(rows, n_rows - offset)
+
+            inputs = keras.tree.pack_sequence_as(
+                structure, [_rows(leaf, offset, used, rows) for leaf in leaves]
+            )
+            yield start, inputs, used, *plan
+            start += used
+    if plan is None:
+        raise _checks.invalid("x", "at least one batch of inputs", "<no batches>")
+
+
+def _output_structure(model, n_outputs):
+    try:
+        structure = model.output
+    except (AttributeError, ValueError):
+        structure = None
+    if structure is not None and len(keras.tree.flatten(structure)) == n_outputs:
+        return structure
+    return list(range(n_outputs))
 
 
 def mc_predict(
@@ -88,20 +152,22 @@ def mc_predict(
     *,
     n_samples: int = 100,
     batch_size: int | None = None,
+    steps: int | None = None,
     seed: int | None = None,
     task: str = "classification",
     allow_deterministic: bool = False,
     return_samples: bool = False,
-) -> MCResult:
+) -> MCResult | Any:
     """Monte Carlo prediction: statistics of `n_samples` stochastic passes.
 
     The model runs in inference mode (BatchNormalization uses its moving
     statistics and is never updated); its MC layers (`kerasx.layers.MC*`,
     e.g. from `to_mc`) supply the randomness. Many samples are evaluated per
     compiled call by tiling a chunk of rows, and only running statistics are
-    kept (shifted mean and `M2`, merged with Chan et al.'s parallel update),
-    so memory is bounded by the chunk size, chosen from a 64 MiB activation
-    budget unless `batch_size` fixes the rows per call.
+    kept (shifted mean and `M2`, merged in float64 with Chan et al.'s parallel
+    update), so memory is bounded by one chunk, chosen from a 64 MiB
+    activation budget unless `batch_size` fixes the rows per call. Datasets
+    and generators are read one batch at a time.
 
     For class probabilities `p_t` (t = 1..T), with `p = mean_t p_t`:
     `predictive_entropy = -sum_c p_c log p_c`,
@@ -110,26 +176,42 @@ def mc_predict(
     `variation_ratio = 1 - max_c #{t: argmax p_t = c} / T`. A single sigmoid
     unit is read as `[1 - p, p]` for these.
 
-    The model's state is left bit-identical: the seed states of its random
-    layers are set from `seed` for the run and restored afterwards. With
+    Reproducibility: the MC layers' noise for sample `t` of the row at index
+    `i` of `x` is a function of `(seed, i, t)` only (a counter-based hash, see
+    `kerasx.layers.mc_dropout.RowNoise`), so a fixed `seed` gives the same
+    samples whatever `batch_size` or dataset batching is used (up to float32
+    rounding of the model's own arithmetic). The model's state is not
+    touched: its layers' `SeedGenerator`s are not used or advanced. With
     `seed=None` a seed is drawn from Python's `random` module, so
     `keras.utils.set_random_seed` makes runs reproducible.
 
     Args:
         model: A `keras.Model` with at least one MC layer of non-zero rate.
-        x: Input array (or the structure of arrays the model takes).
+        x: Anything `Model.predict` takes: an array, a list or dict of
+            arrays, a `keras.utils.PyDataset`, a `tf.data.Dataset`, a torch
+            `DataLoader` or a generator (targets and sample weights that a
+            dataset yields are ignored).
         n_samples: Number of stochastic forward passes, >= 1.
-        batch_size: Rows of `x` per compiled call. Default: from the budget.
-        seed: Integer seed for reproducible samples.
+        batch_size: Rows per compiled call. Default: from the memory budget
+            (and at most one dataset batch).
+        steps: For datasets and generators: number of batches to read
+            (required for a generator that never ends).
+        seed: Integer seed in `[0, 2**32 - 1]` for reproducible samples.
         task: `"classification"` (outputs are probabilities summing to 1
             along the last axis, or one sigmoid unit) or `"regression"`.
         allow_deterministic: Accept a model without stochastic layer (all
             samples are then equal and `std` is 0).
         return_samples: Also return every sample (memory grows with
-            `n_samples`).
+            `n_samples` and the number of rows).
 
     Returns:
-        An `MCResult`.
+        An `MCResult`; for a model with several outputs, the model's output
+        structure (list or dict) with one `MCResult` per output.
+
+    Raises:
+        ValueError: For invalid arguments, and when an output is not finite
+            (or, for classification, not a probability vector); the message
+            names the first such row of `x`.
 
     Example:
 
@@ -141,6 +223,9 @@ def mc_predict(
     >>> result = mc_predict(model, np.ones((2, 4)), n_samples=20, seed=0)
     >>> result.mean.shape, result.mutual_information.shape
     ((2, 3), (2,))
+    >>> same = mc_predict(model, np.ones((2, 4)), n_samples=20, seed=0, batch_size=1)
+    >>> bool(np.allclose(same.mean, result.mean, atol=1e-6))
+    True
 
     ```
 
@@ -148,91 +233,93 @@ def mc_predict(
         Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016;
         Géron, Hands-On Machine Learning, 3rd ed., ch. 11 (MC dropout).
     """
-    leaves = [np.asarray(leaf) for leaf in keras.tree.flatten(x)]
-    flags = {
-        "allow_deterministic": allow_deterministic,
-        "return_samples": return_samples,
-    }
-    _validate(model, leaves, n_samples, batch_size, seed, task, flags)
-    stochastic = _sampler.stochastic_layers(model)
-    if not stochastic and not allow_deterministic:
+    _checks.model(model)
+    n_samples = _checks.integer("n_samples", n_samples, minimum=1)
+    batch_size = _checks.integer("batch_size", batch_size, minimum=1, allow_none=True)
+    steps = _checks.integer("steps", steps, minimum=1, allow_none=True)
+    seed = _checks.seed("seed", seed)
+    _checks.choice("task", task, _TASKS)
+    allow_deterministic = _checks.boolean("allow_deterministic", allow_deterministic)
+    return_samples = _checks.boolean("return_samples", return_samples)
+    if not _sampler.stochastic_layers(model) and not allow_deterministic:
         raise ValueError(
             f"Model '{model.name}' has no stochastic layer (no kerasx MC layer "
             "with a non-zero rate), so all Monte Carlo samples would be equal. "
             "Convert its dropout layers with `kerasx.uncertainty.to_mc(model)`, "
             "or pass allow_deterministic=True."
         )
-    x = keras.tree.pack_sequence_as(x, leaves)
-    n_rows = leaves[0].shape[0]
-    rows, samples_per_call = _sampler.plan_chunks(
-        n_rows,
-        n_samples,
-        batch_size,
-        _sampler.bytes_per_row(model, leaves),
-        _sampler.DEFAULT_MEMORY_BUDGET,
-        _sampler.samples_must_be_separate(stochastic),
-    )
+    if seed is None:
+        seed = random.randint(0, 2**32 - 1)
+    seed_word = int(np.array(seed, dtype=np.uint32).view(np.int32))
     classification = task == "classification"
-    seed_variables = _sampler.seed_states(model)
-    saved = VariableSnapshot(seed_variables)
-    try:
-        _sampler.reseed(
-            seed_variables, random.randint(0, 2**31 - 1) if seed is None else seed
-        )
-        chunks = [
-            _run_chunk(
-                model,
-                x,
-                start,
-                rows,
-                n_rows,
-                n_samples,
-                samples_per_call,
-                classification,
-                return_samples,
-            )
-            for start in range(0, n_rows, rows)
-        ]
-    finally:
-        saved.restore()
-    merged = {
+    per_output = None
+    for start, inputs, used, rows, per_call in _chunks(
+        model, x, n_samples, batch_size, steps
+    ):
+        counters = np.zeros((rows, 3), dtype=np.int32)
+        counters[:, 0] = seed_word
+        counters[:, 1] = start + np.arange(rows)
+        totals = None
+        done = 0
+        while done < n_samples:
+            group = min(per_call, n_samples - done)
+            counters[:, 2] = done
+            sampler = _sampler.get_sampler(model, group, classification, return_samples)
+            outputs = sampler.predict_on_batch((inputs, counters))
+            stats = [_host_stats(output, used) for output in outputs]
+            for index, output in enumerate(stats):
+                _check_output(model, output, index, len(stats), start, classification)
+            totals = [
+                _stats.merge(None if totals is None else totals[i], s, done, group)
+                for i, s in enumerate(stats)
+            ]
+            done += group
+        if per_output is None:
+            per_output = [[] for _ in totals]
+        for collected, total in zip(per_output, totals, strict=True):
+            collected.append(total)
+    results = [
+        MCResult(**_stats.summarise(_concatenate(chunks), n_samples, task))
+        for chunks in per_output
+    ]
+    if len(results) == 1:
+        return results[0]
+    return keras.tree.pack_sequence_as(_output_structure(model, len(results)), results)
+
+
+def _host_stats(output, used):
+    """One output's statistics as float64, padding rows removed."""
+    stats = {}
+    for key, value in output.items():
+        value = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)[:used]
+        if key == "samples":  # The sampler returns them row-first.
+            value = np.moveaxis(value, 1, 0)
+        stats[key] = value
+    return stats
+
+
+def _check_output(model, stats, index, n_outputs, start, classification):
+    checks = [stats.pop("finite") > 0]
+    if classification:
+        checks += [stats.pop(key) for key in ("minimum", "maximum", "sum_error")]
+    problem = _stats.probability_problem(*checks)
+    if problem is None:
+        return
+    row, description = problem
+    which = f"output {index} of model" if n_outputs > 1 else "model"
+    expected = "finite values"
+    advice = ""
+    if classification:
+        expected = "finite probabilities (in [0, 1], summing to 1 along the last axis)"
+        advice = " Add a softmax output or pass task='regression'."
+    raise ValueError(
+        f"The {which} '{model.name}' must output {expected}, but its samples for "
+        f"row {start + row} of `x` have {description}.{advice}"
+    )
+
+
+def _concatenate(chunks):
+    return {
         key: np.concatenate([c[key] for c in chunks], axis=1 if key == "samples" else 0)
         for key in chunks[0]
     }
-    return MCResult(**_stats.summarise(merged, n_samples, task))
-
-
-def _run_chunk(
-    model, x, start, rows, n_rows, n_samples, per_call, classification, keep
-):
-    """Statistics for rows `[start, start + rows)`, merged over sample groups."""
-    stop = min(start + rows, n_rows)
-
-    def take(leaf):
-        chunk = leaf[start:stop]
-        if stop - start < rows:  # Pad to one compiled shape; sliced off below.
-            pad = np.repeat(chunk[-1:], rows - (stop - start), axis=0)
-            chunk = np.concatenate([chunk, pad], axis=0)
-        return chunk
-
-    inputs = keras.tree.map_structure(take, x)
-    total = None
-    done = 0
-    while done < n_samples:
-        group = min(per_call, n_samples - done)
-        sampler = _sampler.get_sampler(model, group, classification, keep)
-        stats = sampler.predict_on_batch(inputs)
-        stats = {
-            key: np.asarray(value, dtype=np.float64) for key, value in stats.items()
-        }
-        if "samples" in stats:  # The sampler returns them row-first.
-            stats["samples"] = np.moveaxis(stats["samples"], 1, 0)
-        stats = {
-            key: value[(slice(None),) * (key == "samples") + (slice(0, stop - start),)]
-            for key, value in stats.items()
-        }
-        if classification and total is None:
-            _stats.check_probabilities(stats)
-        total = _stats.merge(total, stats, done, group)
-        done += group
-    return total

@@ -2,9 +2,10 @@
 
 A `_Sampler` wraps the user's model. One `predict_on_batch` call tiles a chunk
 of `rows` inputs `samples_per_call` times along the batch axis, runs the model
-once in inference mode (MC layers still draw a fresh mask for every row, so
-every tile is an independent sample while BatchNormalization uses its moving
-statistics) and returns per-row sufficient statistics instead of the samples:
+once in inference mode (MC layers draw a fresh mask for every row and sample,
+keyed by the row's index in the data, so every tile is an independent sample
+while BatchNormalization uses its moving statistics) and returns per-row
+sufficient statistics instead of the samples:
 the shifted mean and sum of squared deviations (merged on the host with Chan's
 parallel Welford update), the summed entropy and the argmax votes. Memory is
 therefore `O(rows * samples_per_call)` per call, whatever `n_samples` is.
@@ -17,11 +18,11 @@ import math
 import weakref
 
 import keras
-import numpy as np
 from keras import ops
 
 from kerasx import _keras_internals
-from kerasx.layers.mc_dropout import MC_TO_KERAS
+from kerasx.layers.mc_dropout import MC_TO_KERAS, row_noise
+from kerasx.uncertainty import _stats
 
 #: Activations allowed per compiled call (bytes); a CPU-friendly default that
 #: keeps the tiled batch in cache-sized pieces without many tiny calls.
@@ -35,7 +36,13 @@ _cache: collections.OrderedDict = collections.OrderedDict()
 
 
 class _Sampler(keras.Model):
-    """Maps a chunk of inputs to per-row Monte Carlo statistics."""
+    """Maps `(inputs, counters)` of a chunk to per-row Monte Carlo statistics.
+
+    `counters` (int32, one `(seed, row index, first sample)` triple per row)
+    keys the MC layers' noise (`kerasx.layers.mc_dropout.row_noise`), so a
+    row's samples do not depend on the chunk it is in. Returns one dict of
+    statistics per model output, in `keras.tree.flatten` order.
+    """
 
     def __init__(self, model, samples_per_call, classification, return_samples):
         super().__init__(name="kerasx_mc_sampler")
@@ -45,33 +52,46 @@ class _Sampler(keras.Model):
         self.return_samples = return_samples
 
     def call(self, inputs):
+        x, counters = inputs
         k = self.samples_per_call
         tiled = keras.tree.map_structure(
-            lambda t: ops.tile(t, [k] + [1] * (len(t.shape) - 1)), inputs
+            lambda t: ops.tile(t, [k] + [1] * (len(t.shape) - 1)), x
         )
-        outputs = ops.cast(self.inner(tiled, training=False), "float32")
-        samples = ops.reshape(outputs, (k, -1, *outputs.shape[1:]))
+        with row_noise(counters, k):
+            outputs = self.inner(tiled, training=False)
+        return [self._statistics(output) for output in keras.tree.flatten(outputs)]
+
+    def _statistics(self, output):
+        k = self.samples_per_call
+        output = ops.cast(output, "float32")
+        samples = ops.reshape(output, (k, -1, *output.shape[1:]))
+        value_axes = tuple(range(2, len(samples.shape)))
         # Deviations from the first sample: exact zeros (mean equal to every
         # sample, M2 = 0) for a deterministic model, and a stable M2 otherwise.
         first = samples[0]
         shifted = samples - first
         mean_shift = ops.mean(shifted, axis=0)
+        finite = ops.all(ops.isfinite(samples), axis=(0, *value_axes))
         stats = {
             "mean": first + mean_shift,
             "m2": ops.sum(ops.square(shifted - mean_shift), axis=0),
+            "finite": ops.cast(finite, "float32"),
         }
         if self.classification:
             probs = samples
             if samples.shape[-1] == 1:
                 probs = ops.concatenate([1.0 - samples, samples], axis=-1)
-            log_probs = ops.log(ops.maximum(probs, 1e-30))
+            log_probs = ops.log(ops.maximum(probs, _stats.LOG_FLOOR))
             entropy = -ops.sum(probs * log_probs, axis=-1)
             stats["entropy_sum"] = ops.sum(entropy, axis=0)
             votes = ops.one_hot(ops.argmax(probs, axis=-1), probs.shape[-1])
             stats["votes"] = ops.sum(votes, axis=0)
-            stats["min"] = ops.min(probs, axis=(0, -1))
-            stats["max"] = ops.max(probs, axis=(0, -1))
-            stats["sum_error"] = ops.max(ops.abs(ops.sum(probs, axis=-1) - 1.0), axis=0)
+            # Per row, over samples (and the leading axes of a sequence output).
+            row_axes = tuple(range(2, len(probs.shape)))
+            stats["minimum"] = ops.min(probs, axis=(0, *row_axes))
+            stats["maximum"] = ops.max(probs, axis=(0, *row_axes))
+            sum_error = ops.abs(ops.sum(probs, axis=-1) - 1.0)
+            stats["sum_error"] = ops.max(sum_error, axis=(0, *row_axes[:-1]))
         if self.return_samples:
             # Row-first, like every other output: a distribution strategy splits
             # the rows over replicas and concatenates the outputs on axis 0.
@@ -104,18 +124,6 @@ def stochastic_layers(model):
     return layers
 
 
-def samples_must_be_separate(layers):
-    """Whether a layer's mask is shared across the batch (fixed batch dim).
-
-    Tiled copies would then share one mask, so each call draws one sample.
-    """
-    for layer in layers:
-        noise_shape = getattr(layer, "noise_shape", None)
-        if noise_shape is not None and noise_shape[0] is not None:
-            return True
-    return False
-
-
 def bytes_per_row(model, leaves):
     """Rough float32 activation footprint of one input row through `model`."""
     elements = sum(math.prod(leaf.shape[1:]) for leaf in leaves)
@@ -130,26 +138,16 @@ def bytes_per_row(model, leaves):
     return 2 * 4 * max(elements, 1)
 
 
-def plan_chunks(n_rows, n_samples, batch_size, row_bytes, budget, separate):
-    """Returns `(rows per call, samples per call)` within the memory budget."""
+def plan_chunks(n_rows, n_samples, batch_size, row_bytes, budget):
+    """Returns `(rows per call, samples per call)` within the memory budget.
+
+    `n_rows` is the number of rows available at once (a whole array, or one
+    batch of a dataset).
+    """
     rows_budget = max(1, budget // row_bytes)
-    if separate:
-        return min(n_rows, batch_size or rows_budget), 1
     if batch_size is None:
         samples_per_call = min(n_samples, rows_budget)
         rows = min(n_rows, max(1, rows_budget // samples_per_call))
         return rows, samples_per_call
     rows = min(n_rows, batch_size)
     return rows, max(1, min(n_samples, rows_budget // rows))
-
-
-def seed_states(model):
-    """The `SeedGenerator` state variables of `model` (nested ones included)."""
-    return [v for v in model.variables if v.name == "seed_generator_state"]
-
-
-def reseed(variables, seed):
-    """Sets each seed state to an independent stream derived from `seed`."""
-    for index, variable in enumerate(variables):
-        stream = np.random.default_rng([seed, index]).integers(1, 2**31 - 1)
-        variable.assign(np.array([stream, 0], dtype=variable.dtype))

@@ -1,26 +1,88 @@
-"""Host-side (float64) merging and summaries of the per-chunk MC statistics."""
+"""The statistics behind `MCResult`, and the one probability check of kerasx.
+
+`mc_predict` reduces its samples in the compiled graph and merges the per-call
+statistics here in float64; `summarize` computes the same statistics from a
+stack of samples; the calibration metrics validate their inputs with the same
+`probability_problem` and floor logarithms at the same `LOG_FLOOR`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-_PROBABILITY_TOLERANCE = 1e-3
+#: How far probabilities may leave [0, 1], and row sums leave 1 (float32
+#: softmax outputs are off by a few 1e-7; logits are off by far more).
+PROBABILITY_TOLERANCE = 1e-3
+
+#: Probabilities are floored here before a logarithm: the float64 machine
+#: epsilon, as `sklearn.metrics.log_loss` clips. A confident mistake then costs
+#: `-log(eps) = 36.04` nats instead of infinity; in an entropy the floor changes
+#: nothing (`0 * log(floor) = 0`, and `p log p` differs by < 1e-14 below it).
+LOG_FLOOR = float(np.finfo(np.float64).eps)
 
 
-def check_probabilities(stats):
-    """Raises unless the first chunk's samples look like probabilities."""
-    if (
-        stats["min"].min() < -_PROBABILITY_TOLERANCE
-        or stats["max"].max() > 1 + _PROBABILITY_TOLERANCE
-        or stats["sum_error"].max() > _PROBABILITY_TOLERANCE
-    ):
-        raise ValueError(
-            "With task='classification' the model must output probabilities "
-            "(in [0, 1], summing to 1 along the last axis, or a single sigmoid "
-            f"unit); the largest deviation of a sum from 1 was "
-            f"{stats['sum_error'].max():.3g}. Add a softmax output or pass "
-            "task='regression'."
-        )
+def row_checks(probs, sample_axis=None):
+    """Per-row `(finite, minimum, maximum, sum_error)` of probability rows.
+
+    `probs` is `(n, n_classes)`, or `(n_samples, n, n_classes)` with
+    `sample_axis=0` (reduced over the samples too).
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    axes = (-1,) if sample_axis is None else (sample_axis, -1)
+    return (
+        np.all(np.isfinite(probs), axis=axes),
+        np.min(probs, axis=axes),
+        np.max(probs, axis=axes),
+        np.max(np.abs(np.sum(probs, axis=-1) - 1.0), axis=sample_axis or ()),
+    )
+
+
+def probability_problem(finite, minimum=None, maximum=None, sum_error=None):
+    """`(row, description)` of the first row that is not a probability vector.
+
+    Arguments are per-row arrays from `row_checks` (or the compiled sampler);
+    only `finite` is needed for outputs that are not probabilities. Returns
+    None when every row passes.
+    """
+    bad = ~np.asarray(finite, dtype=bool)
+    if minimum is not None:
+        bad |= (minimum < -PROBABILITY_TOLERANCE) | (maximum > 1 + PROBABILITY_TOLERANCE)
+        bad |= sum_error > PROBABILITY_TOLERANCE
+    if not bad.any():
+        return None
+    row = int(np.argmax(bad))
+    if not finite[row]:
+        return row, "NaN or inf values"
+    return row, (
+        f"values in [{minimum[row]:.4g}, {maximum[row]:.4g}] and a sum "
+        f"{sum_error[row]:.4g} away from 1"
+    )
+
+
+def entropy(probs):
+    """`-sum_c p_c log p_c` over the last axis, in float64 nats."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return -np.sum(probs * np.log(np.maximum(probs, LOG_FLOOR)), axis=-1)
+
+
+def two_columns(probs):
+    """A single positive-class column `p` as `[1 - p, p]`; other shapes as is."""
+    if probs.shape[-1] == 1:
+        return np.concatenate([1.0 - probs, probs], axis=-1)
+    return probs
+
+
+def from_samples(samples, classification):
+    """The statistics the compiled sampler returns, from `(T, n, ...)` samples."""
+    samples = np.asarray(samples, dtype=np.float64)
+    mean = samples.mean(axis=0)
+    stats = {"mean": mean, "m2": np.sum((samples - mean) ** 2, axis=0)}
+    if classification:
+        probs = two_columns(samples)
+        stats["entropy_sum"] = entropy(probs).sum(axis=0)
+        votes = np.argmax(probs, axis=-1)[..., None] == np.arange(probs.shape[-1])
+        stats["votes"] = votes.sum(axis=0).astype(np.float64)
+    return stats
 
 
 def merge(total, stats, n_total, n_group):
@@ -51,15 +113,11 @@ def summarise(stats, n_samples, task):
     if "samples" in stats:
         fields["samples"] = stats["samples"].astype(np.float32)
     if task == "classification":
-        mean = stats["mean"]
-        if mean.shape[-1] == 1:
-            mean = np.concatenate([1.0 - mean, mean], axis=-1)
-        log_mean = np.log(np.maximum(mean, 1e-30))
-        predictive = -np.sum(mean * log_mean, axis=-1)
+        predictive = entropy(two_columns(stats["mean"]))
         expected = stats["entropy_sum"] / n_samples
         fields["predictive_entropy"] = predictive.astype(np.float32)
         fields["expected_entropy"] = expected.astype(np.float32)
-        # >= 0 by Jensen's inequality; clip float32 rounding noise.
+        # >= 0 by Jensen's inequality; clip rounding noise.
         mutual = np.maximum(predictive - expected, 0.0)
         fields["mutual_information"] = mutual.astype(np.float32)
         ratio = 1.0 - stats["votes"].max(axis=-1) / n_samples
