@@ -201,6 +201,33 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+class AppliedLearningRates(keras.callbacks.Callback):
+    """Records the learning rate each optimizer step applied, one per batch.
+
+    A `LearningRateSchedule` passed to the optimizer is evaluated at
+    `optimizer.iterations`, so it is read before its step; a learning-rate
+    variable (which kerasx's 1cycle callbacks write inside the step) is read
+    after it.
+    """
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.rates: list[float] = []
+        learning_rate = self.model.optimizer.learning_rate
+        self._read_before_step = not isinstance(learning_rate, keras.Variable)
+
+    def _read(self) -> float:
+        rate = self.model.optimizer.learning_rate
+        return float(keras.ops.convert_to_numpy(rate))
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self._read_before_step:
+            self.rates.append(self._read())
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if not self._read_before_step:
+            self.rates.append(self._read())
+
+
 @dataclass
 class Row:
     """One line of an example's results table."""
@@ -232,7 +259,7 @@ def row_from_history(
     )
 
 
-def _cell(value: Any) -> str:
+def format_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -264,7 +291,7 @@ def format_table(rows: list[Row]) -> str:
             str(row.best_epoch),
             str(row.epochs),
             f"{row.seconds_per_epoch:.2f}",
-            *(_cell(row.extra.get(key, "")) for key in extra_keys),
+            *(format_cell(row.extra.get(key, "")) for key in extra_keys),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -301,14 +328,21 @@ def new_figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] = (4.5,
 
 
 def save_figure(fig: Any, path: Path) -> Path:
-    """Saves a figure as a small PNG (the docs keep each under 200 KB) and closes it."""
+    """Saves a figure as a 150 dpi PNG and closes it."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=150)
     plt.close(fig)
     print(f"wrote {path}")
     return path
+
+
+def integer_epochs(ax: Any) -> None:
+    """Ticks of the x axis (epochs, layers) at whole numbers only."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_val_accuracy(histories: dict[str, Any], path: Path) -> Path:
@@ -319,6 +353,7 @@ def plot_val_accuracy(histories: dict[str, Any], path: Path) -> Path:
         values = history.history["val_accuracy"]
         ax.plot(range(1, len(values) + 1), values, marker="o", label=variant)
     ax.set(xlabel="epoch", ylabel="validation accuracy")
+    integer_epochs(ax)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     return save_figure(fig, path)
@@ -329,22 +364,29 @@ def plot_history_grid(
     output: Path,
     *,
     ncols: int | None = None,
-    size: tuple[float, float] = (4.5, 3.4),
+    size: tuple[float, float] = (4.5, 3.0),
     title_fontsize: str | None = None,
 ) -> None:
-    """`learning_curves.png` (one panel per variant) and `val_accuracy.png`.
+    """`learning_curves.png` and `val_accuracy.png`.
 
-    `ncols` defaults to one row with a panel per variant; unused panels of the
-    last row are hidden.
+    Each variant gets a column of two panels, loss above accuracy (one
+    quantity per y axis), training solid and validation dashed. `ncols`
+    defaults to one column per variant; unused panels are hidden.
     """
     ncols = ncols or len(histories)
-    nrows = -(-len(histories) // ncols)
-    fig, axes = new_figure(ncols, nrows, size=size)
-    for ax, (variant, history) in zip(axes.flat, histories.items(), strict=False):
-        plot_learning_curves(history, ax=ax, title=variant)
-        if title_fontsize is not None:
-            ax.title.set_fontsize(title_fontsize)
-    for ax in list(axes.flat)[len(histories) :]:
-        ax.set_visible(False)
+    rows_of_variants = -(-len(histories) // ncols)
+    fig, axes = new_figure(ncols, 2 * rows_of_variants, size=size)
+    for index, (variant, history) in enumerate(histories.items()):
+        row, col = 2 * (index // ncols), index % ncols
+        for offset, metric in enumerate(("loss", "accuracy")):
+            ax = axes[row + offset, col]
+            plot_learning_curves(history, ax=ax, metrics=[metric])
+            ax.set_ylabel(metric)
+            integer_epochs(ax)
+        axes[row, col].set_title(variant, fontsize=title_fontsize)
+    for index in range(len(histories), rows_of_variants * ncols):
+        row, col = 2 * (index // ncols), index % ncols
+        axes[row, col].set_visible(False)
+        axes[row + 1, col].set_visible(False)
     save_figure(fig, output / "learning_curves.png")
     plot_val_accuracy(histories, output / "val_accuracy.png")

@@ -2,28 +2,32 @@
 
 Trains the book's dropout MLP (Flatten, 3 x Dropout(0.2), 2 x Dense(100, relu),
 softmax; SGD 0.01, momentum 0.9, Nesterov; 10 epochs on 55 000 images), then
-compares plain `predict` with `mc_predict(to_mc(model), x, n_samples=100)`:
-accuracy, NLL, Brier score and ECE before/after, and the uncertainty of
-correct versus misclassified test images. Saves a reliability diagram.
+compares plain `predict` with `mc_predict(to_mc(model), x, n_samples=100)` on
+the test set: accuracy, NLL, Brier score and ECE before and after, and the
+uncertainty of correct versus misclassified images.
 
-    KERAS_BACKEND=tensorflow python examples/mc_dropout_fashion_mnist.py [--quick]
+Writes `model.keras` (the trained model, Keras dropout layers),
+`mc_samples.npz` (the MC samples and mean of the first 64 test images),
+`reliability.png`, `results.md` and `results.json` to `--output`.
 
-Prints a table and, on the last line, one JSON object.
+    python examples/mc_dropout_fashion_mnist.py --quick --dataset fashion_mnist \
+        --output outputs/mc_dropout_fashion_mnist
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from kerasx.datasets import load_data
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common
+
 from kerasx.uncertainty import (
     brier_score,
     expected_calibration_error,
@@ -32,24 +36,40 @@ from kerasx.uncertainty import (
     to_mc,
 )
 
+SAVED_ROWS = 64
 
-def build_model():
+
+def build_parser():
+    parser = _common.make_parser(
+        __doc__.splitlines()[0],
+        default_dataset="fashion_mnist",
+        default_epochs=10,
+        default_output="outputs/mc_dropout_fashion_mnist",
+        quick_epochs=2,
+    )
+    parser.add_argument("--mc-samples", type=int, default=100)
+    parser.add_argument("--dropout-rate", type=float, default=0.2)
+    return parser
+
+
+def build_model(input_shape, num_classes: int, rate: float) -> keras.Model:
+    """The book's MLP with a Dropout before each Dense layer."""
     init = "he_normal"
     return keras.Sequential(
         [
-            keras.Input((28, 28)),
+            keras.Input(input_shape),
             keras.layers.Flatten(),
-            keras.layers.Dropout(0.2),
+            keras.layers.Dropout(rate),
             keras.layers.Dense(100, activation="relu", kernel_initializer=init),
-            keras.layers.Dropout(0.2),
+            keras.layers.Dropout(rate),
             keras.layers.Dense(100, activation="relu", kernel_initializer=init),
-            keras.layers.Dropout(0.2),
-            keras.layers.Dense(10, activation="softmax"),
+            keras.layers.Dropout(rate),
+            keras.layers.Dense(num_classes, activation="softmax"),
         ]
     )
 
 
-def scores(y, probs):
+def scores(y: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     return {
         "accuracy": float(np.mean(probs.argmax(axis=1) == y)),
         "nll": negative_log_likelihood(y, probs),
@@ -58,27 +78,14 @@ def scores(y, probs):
     }
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--n-samples", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", type=Path, default=Path("mc_dropout_outputs"))
-    args = parser.parse_args(argv)
-
-    (x_full, y_full), (x_test, y_test) = load_data("fashion_mnist")
-    x_full, x_test = x_full.astype("float32") / 255, x_test.astype("float32") / 255
-    n_valid = min(5000, len(x_full) // 10)  # The book's 5 000 on the real data.
-    x_train, y_train = x_full[:-n_valid], y_full[:-n_valid]
-    x_valid, y_valid = x_full[-n_valid:], y_full[-n_valid:]
-    if args.quick:
-        args.epochs, args.n_samples = 1, 10
-        x_train, y_train = x_train[:2000], y_train[:2000]
-        x_test, y_test = x_test[:500], y_test[:500]
-
+def main(argv: list[str] | None = None) -> dict:
+    """Trains, compares `predict` with MC dropout, returns the report dict."""
+    args = _common.parse(build_parser(), argv)
     keras.utils.set_random_seed(args.seed)
-    model = build_model()
+    data = _common.load_split(args.dataset, limit=args.limit)
+    print(f"{args.dataset}: {data.describe()}")
+
+    model = build_model(data.x_train.shape[1:], data.num_classes, args.dropout_rate)
     model.compile(
         loss="sparse_categorical_crossentropy",
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
@@ -86,21 +93,34 @@ def main(argv=None):
     )
     start = time.perf_counter()
     model.fit(
-        x_train,
-        y_train,
+        data.x_train,
+        data.y_train,
         epochs=args.epochs,
-        validation_data=(x_valid, y_valid),
-        verbose=0,
+        validation_data=(data.x_valid, data.y_valid),
+        verbose=args.verbose,
     )
     train_s = time.perf_counter() - start
+    model.save(args.output / "model.keras")
 
-    plain = model.predict(x_test, verbose=0)
+    plain = model.predict(data.x_test, verbose=0)
     start = time.perf_counter()
-    result = mc_predict(to_mc(model), x_test, n_samples=args.n_samples, seed=args.seed)
+    result = mc_predict(
+        to_mc(model),
+        data.x_test,
+        n_samples=args.mc_samples,
+        seed=args.seed,
+        return_samples=True,
+    )
     mc_s = time.perf_counter() - start
+    np.savez(
+        args.output / "mc_samples.npz",
+        samples=result.samples[:, :SAVED_ROWS],
+        mean=result.mean[:SAVED_ROWS],
+    )
 
-    correct = result.mean.argmax(axis=1) == y_test
+    y_test = data.y_test
     predicted = result.mean.argmax(axis=1)
+    correct = predicted == y_test
     std_of_prediction = result.std[np.arange(len(predicted)), predicted]
     uncertainty = {}
     for name, values in [
@@ -110,16 +130,19 @@ def main(argv=None):
         ("std_of_predicted_class", std_of_prediction),
     ]:
         uncertainty[name] = {
-            "correct": float(values[correct].mean()),
-            "misclassified": float(values[~correct].mean()),
+            "correct": float(values[correct].mean()) if correct.any() else None,
+            "misclassified": float(values[~correct].mean())
+            if (~correct).any()
+            else None,
         }
 
     report = {
         "example": "mc_dropout_fashion_mnist",
         "backend": keras.backend.backend(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "dataset": args.dataset,
         "epochs": args.epochs,
-        "n_samples": args.n_samples,
+        "mc_samples": args.mc_samples,
+        "n_train": len(data.x_train),
         "n_test": len(y_test),
         "train_seconds": round(train_s, 1),
         "mc_predict_seconds": round(mc_s, 2),
@@ -128,35 +151,39 @@ def main(argv=None):
         "uncertainty": uncertainty,
         "misclassified": int((~correct).sum()),
     }
-
-    print("| metric | predict | MC dropout |\n|---|---|---|")
+    lines = [
+        f"MC dropout ({args.mc_samples} samples) on {args.dataset}: "
+        f"{data.describe()}; backend {report['backend']}, Keras {keras.__version__}; "
+        f"epochs {args.epochs}; seed {args.seed}",
+        "",
+        "| metric (test set) | predict | MC dropout |",
+        "|---|---|---|",
+    ]
     for key in ("accuracy", "nll", "brier", "ece"):
         before, after = report["predict"][key], report["mc_dropout"][key]
-        print(f"| {key} | {before:.4f} | {after:.4f} |")
-    print("\n| uncertainty (mean) | correct | misclassified |\n|---|---|---|")
+        lines.append(f"| {key} | {before:.4f} | {after:.4f} |")
+    lines += ["", "| uncertainty (mean) | correct | misclassified |", "|---|---|---|"]
     for key, value in uncertainty.items():
-        print(f"| {key} | {value['correct']:.4f} | {value['misclassified']:.4f} |")
-
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from kerasx.plotting import reliability_diagram
-
-        args.out.mkdir(parents=True, exist_ok=True)
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-        reliability_diagram(y_test, plain, ax=axes[0], title="predict")
-        reliability_diagram(y_test, result.mean, ax=axes[1], title="MC dropout")
-        fig.tight_layout()
-        fig.savefig(args.out / "reliability.png", dpi=100)
-        plt.close(fig)
-        report["figure"] = str(args.out / "reliability.png")
-    except ImportError:  # The `plot` extra is optional.
-        pass
-    print(json.dumps(report))
+        lines.append(
+            f"| {key} | {_common.format_cell(value['correct'])} | "
+            f"{_common.format_cell(value['misclassified'])} |"
+        )
+    table = "\n".join(lines)
+    print(f"\n{table}\n")
+    (args.output / "results.md").write_text(table + "\n")
+    (args.output / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(args.output, y_test, plain, result.mean)
     return report
+
+
+def plot(output: Path, y_test: np.ndarray, plain: np.ndarray, mc_mean: np.ndarray):
+    """Reliability diagrams of `predict` and of the MC mean, side by side."""
+    from kerasx.plotting import reliability_diagram
+
+    fig, axes = _common.new_figure(2, size=(5, 4.5))
+    reliability_diagram(y_test, plain, ax=axes[0, 0], title="predict")
+    reliability_diagram(y_test, mc_mean, ax=axes[0, 1], title="MC dropout (mean)")
+    _common.save_figure(fig, output / "reliability.png")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ native `.keras`; each copy is loaded back with `kerasx.saving.load` and its
 predictions compared with the original's.
 
 Writes `learning_rates.png`, `learning_curves.png`, `val_accuracy.png`,
-`results.md`, `results.json`, `saving.json` and the saved models.
+`results.md`, `results.json`, `saving.json`, `applied_rates.json` (the rate of
+every optimizer step of each run) and the saved models.
 
     python examples/schedules_and_saving.py --dataset fashion_mnist --quick
 """
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             [],
         ),
     ]
-    rows, histories, rates, models = [], {}, {}, {}
+    rows, histories, rates, models, applied_rates = [], {}, {}, {}, {}
     for variant, learning_rate, callbacks in variants:
         model = build_mlp(
             data.x_train.shape[1:],
@@ -125,15 +126,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
             metrics=["accuracy"],
         )
         timer, logger = _common.EpochTimer(), LearningRateLogger()
+        applied = _common.AppliedLearningRates()
         history = model.fit(
             data.x_train,
             data.y_train,
             epochs=args.epochs,
             batch_size=args.batch_size,
             validation_data=(data.x_valid, data.y_valid),
-            callbacks=[timer, logger, *callbacks],
+            callbacks=[timer, logger, *callbacks, applied],
             verbose=args.verbose,
         )
+        applied_rates[variant] = applied.rates
         histories[variant], rates[variant], models[variant] = (
             history,
             logger.rates,
@@ -166,6 +169,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with open(args.output / "results.md", "a") as f:
         f.write("\n" + section + "\n")
     (args.output / "saving.json").write_text(json.dumps(saved, indent=2) + "\n")
+    (args.output / "applied_rates.json").write_text(
+        json.dumps({"total_steps": steps, "rates": applied_rates}) + "\n"
+    )
     return records
 
 
@@ -210,6 +216,7 @@ def plot(output: Path, histories: dict, rates: dict) -> None:
     for variant, values in rates.items():
         ax.plot(range(1, len(values) + 1), values, marker="o", label=variant)
     ax.set(xlabel="epoch", ylabel="learning rate (end of epoch)", yscale="log")
+    _common.integer_epochs(ax)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     _common.save_figure(fig, output / "learning_rates.png")

@@ -12,7 +12,10 @@
 Gradients are measured backend-agnostically: one `train_on_batch` with
 `SGD(learning_rate=1)` moves every kernel by exactly minus its gradient, and the
 weights are restored after. Writes `gradient_norms.png`, `xor.png`,
-`learning_curves.png`, `val_accuracy.png`, `results.md` and `results.json`.
+`learning_curves.png`, `val_accuracy.png`, `results.md`, `results.json`, the
+dropout model (`dropout_mlp.keras`), the ensemble's members
+(`ensemble_member<i>.keras`) and its test-set probabilities
+(`ensemble_test_probs.npy`).
 
     python examples/why_deep_nets_were_hard.py --dataset fashion_mnist --quick
 """
@@ -110,6 +113,11 @@ def fit(model, data, args, *, optimizer, epochs=None):
 def accuracy(y_true: np.ndarray, probs) -> float:
     probs = keras.ops.convert_to_numpy(probs)
     return float(np.mean(np.argmax(probs, axis=-1) == y_true))
+
+
+def ensemble_probabilities(models: list[keras.Model], x: np.ndarray) -> np.ndarray:
+    """Soft voting: the mean of the members' predicted class probabilities."""
+    return np.mean([model.predict(x, verbose=0) for model in models], axis=0)
 
 
 def xor_rows(args) -> tuple[list[_common.Row], keras.Model]:
@@ -211,6 +219,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         shape, classes, hidden_units=(300, 100), activation="relu", dropout_rate=0.5
     )
     history, timer = fit(model, data, args, optimizer=keras.optimizers.Adam(1e-3))
+    model.save(args.output / "dropout_mlp.keras")
     sample = data.x_train[:2000]
     train_on = accuracy(data.y_train[:2000], model(sample, training=True))
     train_off = accuracy(data.y_train[:2000], model.predict(sample, verbose=0))
@@ -234,22 +243,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
 
     # 5. Ensemble of independently initialised MLPs vs the best one.
-    member_accuracies, member_seconds, member_epochs = [], [], []
-    member_valid_probs, member_test_probs = [], []
+    members, member_accuracies, member_seconds, member_epochs = [], [], [], []
     for member in range(args.ensemble_size):
         keras.utils.set_random_seed(args.seed + 1 + member)
         model = build_mlp(shape, classes, hidden_units=(100, 100), activation="relu")
         history, timer = fit(model, data, args, optimizer=keras.optimizers.Adam(1e-3))
-        member_valid_probs.append(model.predict(data.x_valid, verbose=0))
-        member_accuracies.append(accuracy(data.y_valid, member_valid_probs[-1]))
-        member_test_probs.append(model.predict(data.x_test, verbose=0))
+        model.save(args.output / f"ensemble_member{member + 1}.keras")
+        members.append(model)
+        member_accuracies.append(
+            accuracy(data.y_valid, model.predict(data.x_valid, verbose=0))
+        )
         member_seconds.append(float(np.median(timer.seconds)))
         member_epochs.append(len(history.history["val_accuracy"]))
     # The best member is picked on validation, so both are compared on test.
     best = int(np.argmax(member_accuracies))
-    best_test = accuracy(data.y_test, member_test_probs[best])
-    ensemble_test = accuracy(data.y_test, np.mean(member_test_probs, axis=0))
-    ensemble_valid = accuracy(data.y_valid, np.mean(member_valid_probs, axis=0))
+    best_test = accuracy(data.y_test, members[best].predict(data.x_test, verbose=0))
+    ensemble_test_probs = ensemble_probabilities(members, data.x_test)
+    np.save(args.output / "ensemble_test_probs.npy", ensemble_test_probs)
+    ensemble_test = accuracy(data.y_test, ensemble_test_probs)
+    ensemble_valid_probs = ensemble_probabilities(members, data.x_valid)
+    ensemble_valid = accuracy(data.y_valid, ensemble_valid_probs)
     rows.append(
         _common.Row(
             variant="best single MLP 100-100",
@@ -288,6 +301,7 @@ def plot(output: Path, histories, gradients, init_gradients, xor_model) -> None:
         for name, norms in norms_by_name.items():
             ax.semilogy(range(1, len(norms) + 1), norms, marker="o", label=name)
         ax.set(xlabel="Dense layer (1 = input side)", ylabel="‖∂loss/∂kernel‖")
+        _common.integer_epochs(ax)
         ax.set_title(title, fontsize="medium")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
