@@ -39,10 +39,12 @@ PUBLIC_API = {
     "kerasx.uncertainty": [
         "MCResult",
         "brier_score",
+        "ensemble_predict",
         "expected_calibration_error",
         "from_mc",
         "mc_predict",
         "negative_log_likelihood",
+        "summarize",
         "to_mc",
     ],
 }

@@ -51,17 +51,18 @@ def test_reliability_bins_edges_are_right_closed():
 def test_nll_hand_computed():
     expected = -(math.log(0.9) + math.log(0.4) + math.log(0.7) + math.log(0.2)) / 4
     assert negative_log_likelihood(LABELS, PROBS) == pytest.approx(expected, rel=1e-12)
-    # A zero probability on the true class costs -log(1e-15) nats, not inf.
-    assert negative_log_likelihood([1], [[1.0, 0.0]]) == pytest.approx(
-        15 * math.log(10)
-    )
+    # A zero probability on the true class costs -log(float64 eps) nats, not inf.
+    assert negative_log_likelihood([1], [[1.0, 0.0]]) == pytest.approx(52 * math.log(2))
 
 
 def test_brier_hand_computed():
-    # Per row: 2 * (1 - p_true)^2 -> 2 * (0.01, 0.36, 0.09, 0.64) / 4.
-    assert brier_score(LABELS, PROBS) == pytest.approx(0.55)
+    # Two classes: (p_1 - y)^2 per row -> (0.01, 0.36, 0.09, 0.64) / 4.
+    assert brier_score(LABELS, PROBS) == pytest.approx(0.275)
+    assert brier_score(LABELS, PROBS[:, 1]) == pytest.approx(0.275)
+    # Three classes: the sum over the classes.
     assert brier_score([2], [[0.0, 0.0, 1.0]]) == 0.0
     assert brier_score([0], [[0.0, 0.0, 1.0]]) == pytest.approx(2.0)
+    assert brier_score([0], [[0.5, 0.25, 0.25]]) == pytest.approx(0.375)
 
 
 def test_binary_probabilities():
@@ -82,9 +83,23 @@ def test_binary_probabilities():
 @pytest.mark.parametrize(
     ("y_true", "probs", "match"),
     [
-        ([0, 1], [[0.5, 0.6], [0.5, 0.5]], r"`probs`. Expected rows summing to 1"),
-        ([0, 1], [[np.nan, 1.0], [0.5, 0.5]], r"`probs`. Expected finite values"),
-        ([0, 1], [[1.5, -0.5], [0.5, 0.5]], r"`probs`. Expected probabilities in"),
+        (
+            [0, 1],
+            [[0.5, 0.5], [0.5, 0.6]],
+            r"`probs`. Expected finite probabilities in \[0, 1\], each row summing"
+            r" to 1 \(within 0.001\).*Received: probs=<row 1 has values in "
+            r"\[0.5, 0.6\] and a sum 0.1 away from 1>",
+        ),
+        (
+            [0, 1],
+            [[np.nan, 1.0], [0.5, 0.5]],
+            r"`probs`. Expected finite.*probs=<row 0 has NaN or inf values>",
+        ),
+        (
+            [0, 1],
+            [[0.5, 0.5], [1.5, -0.5]],
+            r"`probs`. Expected finite.*probs=<row 1 has values in \[-0.5, 1.5\]",
+        ),
         ([0, 1, 1], [[0.5, 0.5], [0.5, 0.5]], r"`y_true`. Expected 2 labels"),
         ([0, 2], [[0.5, 0.5], [0.5, 0.5]], r"`y_true`. Expected labels in \[0, 2\)"),
         ([0, 0.5], [[0.5, 0.5], [0.5, 0.5]], r"`y_true`. Expected integer class"),
@@ -100,8 +115,15 @@ def test_invalid_inputs(metric, y_true, probs, match):
         metric(y_true, probs)
 
 
-def test_invalid_n_bins():
+@pytest.mark.parametrize("n_bins", [0, True, 2.0, "15"])
+def test_invalid_n_bins(n_bins):
     with pytest.raises(
         ValueError, match=r"argument `n_bins`. Expected an integer >= 1"
     ):
-        expected_calibration_error([0], [[1.0, 0.0]], n_bins=0)
+        expected_calibration_error([0], [[1.0, 0.0]], n_bins=n_bins)
+
+
+def test_numpy_integer_n_bins():
+    assert expected_calibration_error(
+        LABELS, PROBS, n_bins=np.int64(10)
+    ) == pytest.approx(0.45)

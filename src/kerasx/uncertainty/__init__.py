@@ -2,8 +2,10 @@
 
 `to_mc` turns the dropout-family layers of a trained model into their
 always-stochastic MC twins (sharing every weight), `mc_predict` averages many
-stochastic forward passes into an `MCResult` with uncertainty measures, and
-the calibration metrics score the resulting probabilities.
+stochastic forward passes into an `MCResult` with uncertainty measures,
+`summarize` computes the same measures for any stack of samples and
+`ensemble_predict` for the members of a deep ensemble, and the calibration
+metrics score the resulting probabilities.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import keras
 from kerasx import _checks, _keras_internals
 from kerasx.layers.mc_dropout import KERAS_TO_MC, MC_TO_KERAS
 from kerasx.transforms import rewrite_model
+from kerasx.uncertainty._ensemble import ensemble_predict, summarize
 from kerasx.uncertainty._predict import MCResult, mc_predict
 from kerasx.uncertainty.calibration import (
     brier_score,
@@ -23,10 +26,12 @@ from kerasx.uncertainty.calibration import (
 __all__ = [
     "MCResult",
     "brier_score",
+    "ensemble_predict",
     "expected_calibration_error",
     "from_mc",
     "mc_predict",
     "negative_log_likelihood",
+    "summarize",
     "to_mc",
 ]
 

@@ -21,19 +21,21 @@ PROBABILITY_TOLERANCE = 1e-3
 LOG_FLOOR = float(np.finfo(np.float64).eps)
 
 
-def row_checks(probs, sample_axis=None):
-    """Per-row `(finite, minimum, maximum, sum_error)` of probability rows.
+def row_checks(probs, row_axis=0):
+    """Per-row `(finite, minimum, maximum, sum_error)` of probabilities.
 
-    `probs` is `(n, n_classes)`, or `(n_samples, n, n_classes)` with
-    `sample_axis=0` (reduced over the samples too).
+    `probs` has classes on its last axis and rows on `row_axis` (`(n, C)`, or
+    `(T, n, C)` samples with `row_axis=1`); every other axis is reduced.
     """
-    probs = np.asarray(probs, dtype=np.float64)
-    axes = (-1,) if sample_axis is None else (sample_axis, -1)
+    probs = np.moveaxis(np.asarray(probs, dtype=np.float64), row_axis, 0)
+    rows = probs.shape[0]
+    flat = probs.reshape(rows, -1)
+    sums = np.sum(probs, axis=-1).reshape(rows, -1)
     return (
-        np.all(np.isfinite(probs), axis=axes),
-        np.min(probs, axis=axes),
-        np.max(probs, axis=axes),
-        np.max(np.abs(np.sum(probs, axis=-1) - 1.0), axis=sample_axis or ()),
+        np.all(np.isfinite(flat), axis=1),
+        np.min(flat, axis=1),
+        np.max(flat, axis=1),
+        np.max(np.abs(sums - 1.0), axis=1),
     )
 
 
@@ -46,7 +48,9 @@ def probability_problem(finite, minimum=None, maximum=None, sum_error=None):
     """
     bad = ~np.asarray(finite, dtype=bool)
     if minimum is not None:
-        bad |= (minimum < -PROBABILITY_TOLERANCE) | (maximum > 1 + PROBABILITY_TOLERANCE)
+        bad |= (minimum < -PROBABILITY_TOLERANCE) | (
+            maximum > 1 + PROBABILITY_TOLERANCE
+        )
         bad |= sum_error > PROBABILITY_TOLERANCE
     if not bad.any():
         return None

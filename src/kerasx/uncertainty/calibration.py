@@ -1,27 +1,47 @@
-"""Calibration metrics in NumPy (float64): ECE, negative log-likelihood, Brier."""
+"""Calibration metrics in NumPy (float64): ECE, negative log-likelihood, Brier.
+
+Conventions, and where the common peers differ:
+
+- ECE is top-label (confidence `max_c p_c`, also for binary input), with
+  equal-width bins closed on the right, `(edges[b], edges[b + 1]]`, as Guo et
+  al. and netcal; torchmetrics closes them on the left, so a confidence lying
+  exactly on an edge (0.5 with 4 bins) lands one bin higher there. For binary
+  `(n,)` input netcal and torchmetrics' `BinaryCalibrationError` score the
+  positive-class probability instead of the top label.
+- NLL floors probabilities at the float64 epsilon, as scikit-learn's
+  `log_loss` clips.
+- Binary Brier is `mean((p - y)^2)` for `(n,)` and for `(n, 2)` input, as
+  scikit-learn's `brier_score_loss`; the multi-class formula (a sum over the
+  classes) would give twice that for two columns.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-_SUM_TOLERANCE = 1e-3
-_LOG_FLOOR = 1e-15
+from kerasx import _checks
+from kerasx.uncertainty import _stats
 
 
-def _invalid(name, expected, value):
-    return ValueError(
-        f"Invalid value received for argument `{name}`. Expected {expected}. "
-        f"Received: {name}={value}"
-    )
+class _Shown(str):
+    """A description shown as is in the error message (no quotes)."""
+
+    def __repr__(self):
+        return str(self)
+
+
+def _invalid(name, expected, description):
+    return _checks.invalid(name, expected, _Shown(description))
 
 
 def check_inputs(y_true, probs):
-    """Validates and returns `(labels, probs, binary)` as int64 / float64 arrays.
+    """Validates and returns `(labels, probs)` as int64 / float64 arrays.
 
     `probs` is `(n, n_classes)` rows of probabilities, or `(n,)` / `(n, 1)`
-    probabilities of the positive class (`binary=True`, expanded to two
-    columns). `y_true` is `(n,)` integer labels or `(n, n_classes)` one-hot.
+    probabilities of the positive class (expanded to two columns). `y_true`
+    is `(n,)` integer labels or `(n, n_classes)` one-hot. The probability
+    check is the one `mc_predict` and `summarize` apply to their samples.
     """
     probs = np.asarray(probs, dtype=np.float64)
     y_true = np.asarray(y_true)
@@ -32,24 +52,17 @@ def check_inputs(y_true, probs):
             "a non-empty array of shape (n,) or (n, n_classes)",
             f"<array of shape {probs.shape}>",
         )
-    if not np.all(np.isfinite(probs)):
-        raise _invalid("probs", "finite values (no NaN or inf)", "<array with NaN/inf>")
     if binary:
         probs = probs.reshape(-1, 1)
         probs = np.concatenate([1.0 - probs, probs], axis=1)
-    if probs.min() < -_SUM_TOLERANCE or probs.max() > 1 + _SUM_TOLERANCE:
+    problem = _stats.probability_problem(*_stats.row_checks(probs))
+    if problem is not None:
+        row, description = problem
         raise _invalid(
             "probs",
-            "probabilities in [0, 1]",
-            f"<values in [{probs.min():.4g}, {probs.max():.4g}]>",
-        )
-    sums = probs.sum(axis=1)
-    worst = np.max(np.abs(sums - 1.0))
-    if worst > _SUM_TOLERANCE:
-        raise _invalid(
-            "probs",
-            f"rows summing to 1 (within {_SUM_TOLERANCE}); apply a softmax to logits",
-            f"<rows summing to values up to {worst:.4g} away from 1>",
+            "finite probabilities in [0, 1], each row summing to 1 (within "
+            f"{_stats.PROBABILITY_TOLERANCE}); apply a softmax to logits",
+            f"<row {row} has {description}>",
         )
     if y_true.ndim == 2 and y_true.shape[1] > 1 and not binary:
         if y_true.shape != probs.shape:
@@ -78,7 +91,7 @@ def check_inputs(y_true, probs):
             f"labels in [0, {probs.shape[1]})",
             f"<labels in [{labels.min()}, {labels.max()}]>",
         )
-    return labels, probs, binary
+    return labels, probs
 
 
 def reliability_bins(y_true, probs, n_bins=15):
@@ -87,9 +100,8 @@ def reliability_bins(y_true, probs, n_bins=15):
     Bin `b` holds the rows whose confidence `max_c p_c` lies in
     `(edges[b], edges[b + 1]]`; empty bins have NaN accuracy and confidence.
     """
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-        raise _invalid("n_bins", "an integer >= 1", n_bins)
-    labels, probs, _ = check_inputs(y_true, probs)
+    n_bins = _checks.integer("n_bins", n_bins, minimum=1)
+    labels, probs = check_inputs(y_true, probs)
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -141,8 +153,11 @@ def expected_calibration_error(
 def negative_log_likelihood(y_true: ArrayLike, probs: ArrayLike) -> float:
     """Mean negative log-likelihood of the true class, in nats.
 
-    `NLL = -1/n sum_i log p_i[y_i]`, with probabilities floored at `1e-15`
-    so that a confident mistake costs `34.5` nats instead of infinity.
+    `NLL = -1/n sum_i log p_i[y_i]`, with probabilities floored at the
+    float64 machine epsilon `2.22e-16` (as `sklearn.metrics.log_loss` clips),
+    so that a confident mistake costs `36.04` nats instead of infinity.
+    netcal and torchmetrics do not report an NLL; a plain `-log(p)` is
+    infinite for such a row.
 
     Args:
         y_true: Integer labels `(n,)` or one-hot labels `(n, n_classes)`.
@@ -161,20 +176,22 @@ def negative_log_likelihood(y_true: ArrayLike, probs: ArrayLike) -> float:
 
     Reference:
         Quiñonero-Candela et al., "Evaluating Predictive Uncertainty
-        Challenge", 2006; same as `sklearn.metrics.log_loss`.
+        Challenge", 2006; equal to `sklearn.metrics.log_loss` (same floor).
     """
-    labels, probs, _ = check_inputs(y_true, probs)
+    labels, probs = check_inputs(y_true, probs)
     picked = probs[np.arange(labels.shape[0]), labels]
-    return float(-np.mean(np.log(np.maximum(picked, _LOG_FLOOR))))
+    return float(-np.mean(np.log(np.maximum(picked, _stats.LOG_FLOOR))))
 
 
 def brier_score(y_true: ArrayLike, probs: ArrayLike) -> float:
     """Brier score: mean squared error between probabilities and one-hot labels.
 
-    Multi-class (`probs` of shape `(n, n_classes)`):
+    Multi-class (`probs` of shape `(n, n_classes)`, 3 classes or more):
     `BS = 1/n sum_i sum_c (p_ic - [y_i = c])^2`, in `[0, 2]`.
-    Binary (`probs` of shape `(n,)`): `BS = 1/n sum_i (p_i - y_i)^2`, in
-    `[0, 1]`, as `sklearn.metrics.brier_score_loss`.
+    Binary (two classes, given as `(n,)` positive-class probabilities or as
+    `(n, 2)` rows `[1 - p, p]`, the same score for both):
+    `BS = 1/n sum_i (p_i - y_i)^2`, in `[0, 1]`, as
+    `sklearn.metrics.brier_score_loss`; this is half the two-class sum above.
 
     Args:
         y_true: Integer labels `(n,)` or one-hot labels `(n, n_classes)`.
@@ -186,8 +203,10 @@ def brier_score(y_true: ArrayLike, probs: ArrayLike) -> float:
     Example:
 
     ```python
-    >>> round(brier_score([0, 1], [[0.8, 0.2], [0.4, 0.6]]), 6)
-    0.2
+    >>> round(brier_score([0, 1], [[0.8, 0.2], [0.4, 0.6]]), 6)  # (0.04 + 0.16) / 2
+    0.1
+    >>> round(brier_score([0, 1], [0.2, 0.6]), 6)
+    0.1
 
     ```
 
@@ -195,8 +214,8 @@ def brier_score(y_true: ArrayLike, probs: ArrayLike) -> float:
         Brier, "Verification of Forecasts Expressed in Terms of Probability",
         Monthly Weather Review, 1950.
     """
-    labels, probs, binary = check_inputs(y_true, probs)
-    if binary:
+    labels, probs = check_inputs(y_true, probs)
+    if probs.shape[1] == 2:
         return float(np.mean((probs[:, 1] - labels) ** 2))
     one_hot = np.eye(probs.shape[1])[labels]
     return float(np.mean(np.sum((probs - one_hot) ** 2, axis=1)))
