@@ -1,9 +1,12 @@
-"""examples/schedules_and_saving.py: schedules' learning rates and the round trips."""
+"""examples/schedules_and_saving.py: the applied rates and exact round trips."""
 
 from __future__ import annotations
 
 import json
+import math
 
+import keras
+import numpy as np
 import pytest
 from example_helpers import assert_png, check_rows, load_example
 
@@ -51,11 +54,53 @@ def test_every_format_round_trips(run):
     ]
     best = max(row["best_val_accuracy"] for row in rows)
     for result in saved:
-        assert result["max_abs_diff"] <= 1e-6
+        assert result["max_abs_diff"] == 0.0
         assert result["val_accuracy"] == pytest.approx(best, abs=1e-6)
         for name in result["files"]:
             assert (output / name).stat().st_size > 1000
     assert "| native (.keras) |" in (output / "results.md").read_text()
+
+
+def test_saved_files_reload_to_identical_predictions(run, kerasx_data):
+    from kerasx.saving import load
+
+    example, _, output = run
+    data = example._common.load_split("fashion_mnist", limit=320)
+    reference = load(output / "model.keras")
+    expected = reference.predict(data.x_valid, verbose=0)
+    for name in ("model.h5", "architecture.json"):
+        loaded = load(output / name)
+        np.testing.assert_array_equal(loaded.predict(data.x_valid, verbose=0), expected)
+    fresh = keras.models.clone_model(reference)
+    loaded = load(output / "weights_only.weights.h5", model=fresh)
+    np.testing.assert_array_equal(loaded.predict(data.x_valid, verbose=0), expected)
+
+
+def torch_one_cycle(step: int, max_lr: float, total_steps: int) -> float:
+    """`torch.optim.lr_scheduler.OneCycleLR` defaults (cos, pct_start 0.3)."""
+    initial, minimum = max_lr / 25, max_lr / 25 / 1e4
+    up_end = 0.3 * total_steps - 1
+
+    def cos(start, end, pct):
+        return end + (start - end) / 2 * (math.cos(math.pi * pct) + 1)
+
+    if step <= up_end:
+        return cos(initial, max_lr, step / up_end)
+    return cos(max_lr, minimum, (step - up_end) / (total_steps - 1 - up_end))
+
+
+def test_applied_rates_follow_each_schedule(run):
+    _, _, output = run
+    recorded = json.loads((output / "applied_rates.json").read_text())
+    assert recorded["total_steps"] == 20  # 320 images / batch 32, 2 epochs
+    rates = recorded["rates"]
+    assert [len(values) for values in rates.values()] == [20, 20, 20]
+    # Rates live in float32: relative 1e-6.
+    np.testing.assert_allclose(rates["constant"], [0.01] * 20, rtol=1e-6)
+    decay = [0.01] * 10 + [0.01 * 0.1**0.5] * 10  # set per epoch, s = 2 epochs
+    np.testing.assert_allclose(rates["exponential decay"], decay, rtol=1e-6)
+    expected = [torch_one_cycle(step, 0.05, 20) for step in range(20)]
+    np.testing.assert_allclose(rates["1cycle (OneCycle schedule)"], expected, rtol=1e-6)
 
 
 def test_plots_are_pngs(run):

@@ -1,4 +1,8 @@
-"""examples/why_deep_nets_were_hard.py on synthetic data: rows, gradients, PNGs."""
+"""examples/why_deep_nets_were_hard.py on synthetic data: what each part claims.
+
+Dropout is active under `training=True` and off in `predict`; the ensemble's
+probabilities are the mean of its members'; the gradient norms are exact.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,9 @@ VARIANTS = [
 ]
 
 
+LIMIT, ENSEMBLE_SIZE = 400, 2
+
+
 @pytest.fixture(scope="module")
 def run(synthetic_data_dir, tmp_path_factory):
     output = tmp_path_factory.mktemp("why")
@@ -32,12 +39,61 @@ def run(synthetic_data_dir, tmp_path_factory):
         example = load_example("why_deep_nets_were_hard")
         rows = example.main(
             [
-                "--dataset", "fashion_mnist", "--limit", "400", "--epochs", "1",
-                "--depth", "4", "--units", "16", "--ensemble-size", "2",
+                "--dataset", "fashion_mnist", "--limit", str(LIMIT), "--epochs", "1",
+                "--depth", "4", "--units", "16", "--ensemble-size", str(ENSEMBLE_SIZE),
                 "--output", str(output), "--quiet",
             ]
         )  # fmt: skip
     return example, rows, output
+
+
+@pytest.fixture(scope="module")
+def data(run, synthetic_data_dir):
+    example, _, _ = run
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("KERASX_DATA", str(synthetic_data_dir))
+        return example._common.load_split("fashion_mnist", limit=LIMIT)
+
+
+def accuracy(y, probs):
+    return float(np.mean(np.argmax(probs, axis=-1) == y))
+
+
+def test_dropout_active_in_training_off_in_predict(run, data):
+    from kerasx.saving import load
+
+    _, rows, output = run
+    model = load(output / "dropout_mlp.keras")
+    x = data.x_train[:16]
+    first = keras.ops.convert_to_numpy(model(x, training=True))
+    second = keras.ops.convert_to_numpy(model(x, training=True))
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(
+        model.predict(x, verbose=0), model.predict(x, verbose=0)
+    )
+    # The table's inference-time training accuracy is that of `predict`.
+    extra = {row["variant"]: row for row in rows}["MLP 300-100, dropout 0.5"]["extra"]
+    sample = data.x_train[:2000]
+    off = accuracy(data.y_train[:2000], model.predict(sample, verbose=0))
+    assert extra["train acc, dropout off"] == off
+
+
+def test_ensemble_probabilities_are_the_mean_of_its_members(run, data):
+    from kerasx.saving import load
+
+    _, rows, output = run
+    members = [
+        load(output / f"ensemble_member{i}.keras") for i in range(1, ENSEMBLE_SIZE + 1)
+    ]
+    member_probs = np.stack([m.predict(data.x_test, verbose=0) for m in members])
+    ensemble = np.load(output / "ensemble_test_probs.npy")
+    assert ensemble.shape == member_probs.shape[1:]
+    # float32 means of the same values: the summation order is the only
+    # difference, relative 1e-6.
+    np.testing.assert_allclose(ensemble, member_probs.mean(axis=0), rtol=1e-6)
+    assert not np.allclose(member_probs[0], member_probs[1])  # distinct members
+    row = {row["variant"]: row for row in rows}["ensemble of 2 (mean probabilities)"]
+    assert row["extra"]["test accuracy"] == accuracy(data.y_test, ensemble)
 
 
 def test_table_rows(run):
