@@ -73,9 +73,9 @@ class BatchNormActivation(keras.layers.Layer):
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Call arguments:
-        inputs: Floating tensor (float32, float16 or bfloat16) of rank 2-5.
-        training: Whether to use batch statistics and update moving ones.
-        mask: Optional boolean mask of rank ``inputs.ndim - 1`` (as Keras BN:
+        - `inputs`: Floating tensor (float32, float16 or bfloat16) of rank 2-5.
+        - `training`: Whether to use batch statistics and update moving ones.
+        - `mask`: Optional boolean mask of rank ``inputs.ndim - 1`` (as Keras BN:
             masked positions are excluded from the statistics).
 
     Example:

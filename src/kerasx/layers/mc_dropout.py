@@ -205,8 +205,8 @@ class MCDropout(_AlwaysStochastic, keras.layers.Dropout):
         **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
-        inputs: Input tensor of any rank.
-        training: Ignored; dropout is always applied.
+        - `inputs`: Input tensor of any rank.
+        - `training`: Ignored; dropout is always applied.
 
     Example:
 
@@ -243,8 +243,8 @@ class MCAlphaDropout(_AlwaysStochastic, keras.layers.AlphaDropout):
         **kwargs: Base layer keyword arguments.
 
     Call arguments:
-        inputs: Input tensor of any rank.
-        training: Ignored; alpha dropout is always applied.
+        - `inputs`: Input tensor of any rank.
+        - `training`: Ignored; alpha dropout is always applied.
 
     Example:
 
@@ -286,8 +286,8 @@ class MCGaussianDropout(_AlwaysStochastic, keras.layers.GaussianDropout):
         **kwargs: Base layer keyword arguments.
 
     Call arguments:
-        inputs: Input tensor of any rank.
-        training: Ignored; the noise is always applied.
+        - `inputs`: Input tensor of any rank.
+        - `training`: Ignored; the noise is always applied.
 
     Example:
 
@@ -323,8 +323,8 @@ class MCGaussianNoise(_AlwaysStochastic, keras.layers.GaussianNoise):
         **kwargs: Base layer keyword arguments.
 
     Call arguments:
-        inputs: Input tensor of any rank.
-        training: Ignored; the noise is always applied.
+        - `inputs`: Input tensor of any rank.
+        - `training`: Ignored; the noise is always applied.
 
     Example:
 
@@ -361,8 +361,8 @@ class MCSpatialDropout1D(_AlwaysStochastic, keras.layers.SpatialDropout1D):
         dtype: Layer dtype policy.
 
     Call arguments:
-        inputs: A 3D tensor.
-        training: Ignored; dropout is always applied.
+        - `inputs`: A 3D tensor.
+        - `training`: Ignored; dropout is always applied.
 
     Example:
 
@@ -395,8 +395,8 @@ class MCSpatialDropout2D(_AlwaysStochastic, keras.layers.SpatialDropout2D):
         dtype: Layer dtype policy.
 
     Call arguments:
-        inputs: A 4D tensor.
-        training: Ignored; dropout is always applied.
+        - `inputs`: A 4D tensor.
+        - `training`: Ignored; dropout is always applied.
 
     Example:
 
@@ -429,8 +429,8 @@ class MCSpatialDropout3D(_AlwaysStochastic, keras.layers.SpatialDropout3D):
         dtype: Layer dtype policy.
 
     Call arguments:
-        inputs: A 5D tensor.
-        training: Ignored; dropout is always applied.
+        - `inputs`: A 5D tensor.
+        - `training`: Ignored; dropout is always applied.
 
     Example:
 
