@@ -20,12 +20,12 @@ def _invalid(name: str, expected: str, value) -> ValueError:
 class BatchNormActivation(keras.layers.Layer):
     """Batch normalisation followed by an activation, in one fused kernel.
 
-    Equivalent to ``keras.layers.BatchNormalization`` followed by
-    ``keras.layers.Activation(activation)``, with the same variables (``gamma``,
-    ``beta``, ``moving_mean``, ``moving_variance``: names, shapes, order), so
-    weights transfer both ways with ``get_weights``/``set_weights``.
+    Equivalent to `keras.layers.BatchNormalization` followed by
+    `keras.layers.Activation(activation)`, with the same variables (`gamma`,
+    `beta`, `moving_mean`, `moving_variance`: names, shapes, order), so
+    weights transfer both ways with `get_weights`/`set_weights`.
 
-    In training (``training=True`` and ``trainable``), per channel ``c``::
+    In training (`training=True` and `trainable`), per channel `c`:
 
         mean_c, var_c = batch mean and biased variance (float32, one pass)
         y = act(gamma_c * (x - mean_c) / sqrt(var_c + epsilon) + beta_c)
@@ -33,49 +33,49 @@ class BatchNormActivation(keras.layers.Layer):
         moving_variance = moving_variance * momentum + var_c * (1 - momentum)
 
     In inference the moving statistics replace the batch ones;
-    ``trainable=False`` means inference mode, as in Keras. On TensorFlow and
+    `trainable=False` means inference mode, as in Keras. On TensorFlow and
     JAX the training kernel is XLA-compiled with a hand-written closed-form
-    gradient ``dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat))``,
-    ``g = dy * act'(z)``. Callable activations, masks and
-    ``synchronized=True`` use the unfused ``keras.ops`` path (the Keras
+    gradient `dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat))`,
+    `g = dy * act'(z)`. Callable activations, masks and
+    `synchronized=True` use the unfused `keras.ops` path (the Keras
     composition, differentiated by autodiff); so do backends other than TF/JAX
     (with the same one-pass math).
 
     Args:
-        activation: Activation name (``"relu"``, ``"relu6"``,
-            ``"leaky_relu"``, ``"elu"``, ``"selu"``, ``"gelu"`` (exact erf),
-            ``"silu"``/``"swish"``, ``"sigmoid"``, ``"tanh"``, ``"softplus"``,
-            ``"linear"``), a Keras activation function, or any callable.
+        activation: Activation name (`"relu"`, `"relu6"`,
+            `"leaky_relu"`, `"elu"`, `"selu"`, `"gelu"` (exact erf),
+            `"silu"`/`"swish"`, `"sigmoid"`, `"tanh"`, `"softplus"`,
+            `"linear"`), a Keras activation function, or any callable.
         axis: Channel axis (any axis of inputs of rank 2 to 5).
-        momentum: Momentum of the moving averages, in ``[0, 1)``.
+        momentum: Momentum of the moving averages, in `[0, 1)`.
         epsilon: Positive float added to the variance.
-        center: Whether to add ``beta``.
-        scale: Whether to multiply by ``gamma``.
-        beta_initializer: Initializer of ``beta``.
-        gamma_initializer: Initializer of ``gamma``.
-        moving_mean_initializer: Initializer of ``moving_mean``.
-        moving_variance_initializer: Initializer of ``moving_variance``.
-        beta_regularizer: Optional regularizer of ``beta``.
-        gamma_regularizer: Optional regularizer of ``gamma``.
-        beta_constraint: Optional constraint of ``beta``.
-        gamma_constraint: Optional constraint of ``gamma``.
+        center: Whether to add `beta`.
+        scale: Whether to multiply by `gamma`.
+        beta_initializer: Initializer of `beta`.
+        gamma_initializer: Initializer of `gamma`.
+        moving_mean_initializer: Initializer of `moving_mean`.
+        moving_variance_initializer: Initializer of `moving_variance`.
+        beta_regularizer: Optional regularizer of `beta`.
+        gamma_regularizer: Optional regularizer of `gamma`.
+        beta_constraint: Optional constraint of `beta`.
+        gamma_constraint: Optional constraint of `gamma`.
         synchronized: Cross-replica statistics; as in Keras, TensorFlow only.
-            Runs on the unfused ``keras.ops`` path (the fused kernel does not
+            Runs on the unfused `keras.ops` path (the fused kernel does not
             all-reduce yet).
-        memory: ``"recompute"`` (save the input, recompute ``xhat`` in the
-            backward) or ``"invert"`` (save only the output and invert the
-            activation, InPlace-ABN style; only ``leaky_relu``, ``elu``,
-            ``linear``; ``|gamma|`` is floored at ``1e-5`` when inverting, so a
-            zero ``gamma`` gets no gradient in this mode).
-        negative_slope: Slope of ``leaky_relu`` for negative inputs; default
-            0.2 like ``keras.activations.leaky_relu`` (the ``LeakyReLU`` layer
+        memory: `"recompute"` (save the input, recompute `xhat` in the
+            backward) or `"invert"` (save only the output and invert the
+            activation, InPlace-ABN style; only `leaky_relu`, `elu`,
+            `linear`; `|gamma|` is floored at `1e-5` when inverting, so a
+            zero `gamma` gets no gradient in this mode).
+        negative_slope: Slope of `leaky_relu` for negative inputs; default
+            0.2 like `keras.activations.leaky_relu` (the `LeakyReLU` layer
             defaults to 0.3).
-        **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
         - `inputs`: Floating tensor (float32, float16 or bfloat16) of rank 2-5.
         - `training`: Whether to use batch statistics and update moving ones.
-        - `mask`: Optional boolean mask of rank ``inputs.ndim - 1`` (as Keras BN:
+        - `mask`: Optional boolean mask of rank `inputs.ndim - 1` (as Keras BN:
             masked positions are excluded from the statistics).
 
     Example:
@@ -93,7 +93,7 @@ class BatchNormActivation(keras.layers.Layer):
 
     Reference:
         Ioffe & Szegedy, "Batch Normalization", ICML 2015;
-        ``keras.layers.BatchNormalization`` (semantics);
+        `keras.layers.BatchNormalization` (semantics);
         Rota Bulò et al., "In-Place Activated BatchNorm", CVPR 2018.
     """
 

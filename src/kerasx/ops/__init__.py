@@ -1,13 +1,13 @@
 """Backend kernels: fused BatchNorm + activation.
 
-The backend is picked by ``keras.backend.backend()`` at call time and its
+The backend is picked by `keras.backend.backend()` at call time and its
 module is imported lazily, so importing kerasx on JAX never imports
 TensorFlow:
 
-* ``tensorflow``: ``tf.function(jit_compile=True)`` forward and backward tied
-  by ``tf.custom_gradient``;
-* ``jax``: ``jax.custom_vjp`` under ``jax.jit``;
-* any other backend: the same math composed from ``keras.ops`` and
+* `tensorflow`: `tf.function(jit_compile=True)` forward and backward tied
+  by `tf.custom_gradient`;
+* `jax`: `jax.custom_vjp` under `jax.jit`;
+* any other backend: the same math composed from `keras.ops` and
   differentiated by the backend's autodiff.
 """
 
@@ -87,27 +87,27 @@ def batch_norm_activation(
 ):
     """Training-mode fused batch normalisation followed by an activation.
 
-    Computes ``y = act(gamma * (x - mean) / sqrt(var + epsilon) + beta)`` with
-    the biased batch mean and variance over every axis except ``axis``
+    Computes `y = act(gamma * (x - mean) / sqrt(var + epsilon) + beta)` with
+    the biased batch mean and variance over every axis except `axis`
     (one-pass, shifted, in float32) and differentiates it with the closed-form
-    gradient through the batch statistics (see ``kerasx.ops._kernel``).
+    gradient through the batch statistics.
 
     Args:
         x: Floating tensor of rank >= 2.
-        gamma: Per-channel scale, shape ``(C,)``.
-        beta: Per-channel offset, shape ``(C,)``.
+        gamma: Per-channel scale, shape `(C,)`.
+        beta: Per-channel offset, shape `(C,)`.
         axis: Channel axis.
         epsilon: Added to the variance.
-        activation: Name of a fused activation (``relu``, ``relu6``,
-            ``leaky_relu``, ``elu``, ``selu``, ``gelu``, ``silu``/``swish``,
-            ``sigmoid``, ``tanh``, ``softplus``, ``linear``).
-        negative_slope: Slope of ``leaky_relu`` for negative inputs.
-        memory: ``"recompute"`` saves ``x`` for the backward pass;
-            ``"invert"`` saves only ``y`` and inverts the activation.
-        output_dtype: dtype of ``y``; defaults to ``x.dtype``.
+        activation: Name of a fused activation (`relu`, `relu6`,
+            `leaky_relu`, `elu`, `selu`, `gelu`, `silu`/`swish`,
+            `sigmoid`, `tanh`, `softplus`, `linear`).
+        negative_slope: Slope of `leaky_relu` for negative inputs.
+        memory: `"recompute"` saves `x` for the backward pass;
+            `"invert"` saves only `y` and inverts the activation.
+        output_dtype: dtype of `y`; defaults to `x.dtype`.
 
     Returns:
-        ``(y, mean, variance)``; the statistics are float32 of shape ``(C,)``.
+        `(y, mean, variance)`; the statistics are float32 of shape `(C,)`.
 
     Example:
 
@@ -145,23 +145,23 @@ def batch_norm_activation_inference(
     negative_slope: float = 0.2,
     output_dtype: str | None = None,
 ):
-    """Inference-mode fused ``act(gamma * (x - mean) * rsqrt(var + eps) + beta)``.
+    """Inference-mode fused `act(gamma * (x - mean) * rsqrt(var + eps) + beta)`.
 
-    Uses the given (moving) statistics; computed as ``act(x * a + b)`` with
-    ``a = gamma * rsqrt(variance + epsilon)`` and ``b = beta - mean * a``,
+    Uses the given (moving) statistics; computed as `act(x * a + b)` with
+    `a = gamma * rsqrt(variance + epsilon)` and `b = beta - mean * a`,
     the same expression Keras uses, and differentiated by autodiff.
 
     Args:
         x: Floating tensor of rank >= 2.
-        mean: Per-channel mean, shape ``(C,)``.
-        variance: Per-channel variance, shape ``(C,)``.
+        mean: Per-channel mean, shape `(C,)`.
+        variance: Per-channel variance, shape `(C,)`.
         gamma: Per-channel scale.
         beta: Per-channel offset.
         axis: Channel axis.
         epsilon: Added to the variance.
         activation: Name of a fused activation.
-        negative_slope: Slope of ``leaky_relu`` for negative inputs.
-        output_dtype: dtype of the result; defaults to ``x.dtype``.
+        negative_slope: Slope of `leaky_relu` for negative inputs.
+        output_dtype: dtype of the result; defaults to `x.dtype`.
 
     Returns:
         The activated, normalised tensor.

@@ -1,13 +1,13 @@
 """Activation tables for the fused BatchNorm + activation kernel.
 
 Each entry gives the forward function, its derivative as a function of the
-pre-activation ``z`` and, for invertible activations, the inverse ``z(y)`` and
-the derivative as a function of the output ``y``. Everything is written with
-``keras.ops`` so that one definition serves every backend; the backend modules
+pre-activation `z` and, for invertible activations, the inverse `z(y)` and
+the derivative as a function of the output `y`. Everything is written with
+`keras.ops` so that one definition serves every backend; the backend modules
 only add a custom gradient and compilation around it.
 
-Conventions at the kinks follow TensorFlow's kernels (``relu'(0) = 0``,
-``leaky_relu'(0) = negative_slope``, ``elu'(0) = 1``); they only matter on a
+Conventions at the kinks follow TensorFlow's kernels (`relu'(0) = 0`,
+`leaky_relu'(0) = negative_slope`, `elu'(0) = 1`); they only matter on a
 set of measure zero.
 """
 
@@ -31,8 +31,8 @@ Fn = Callable[..., object]
 class ActivationSpec:
     """Forward, derivative and (optional) inverse of one activation.
 
-    All callables take ``(tensor, negative_slope)``; ``negative_slope`` is
-    only read by ``leaky_relu``.
+    All callables take `(tensor, negative_slope)`; `negative_slope` is
+    only read by `leaky_relu`.
     """
 
     name: str
@@ -145,7 +145,7 @@ INVERTIBLE = tuple(name for name, spec in ACTIVATIONS.items() if spec.invertible
 
 
 def canonical_name(name: str) -> str | None:
-    """Returns the table key for ``name`` (resolving aliases) or ``None``."""
+    """Returns the table key for `name` (resolving aliases) or `None`."""
     name = ALIASES.get(name, name)
     return name if name in ACTIVATIONS else None
 

@@ -1,6 +1,6 @@
-"""JAX kernel: ``jax.custom_vjp`` around the shared math, under ``jax.jit``.
+"""JAX kernel: `jax.custom_vjp` around the shared math, under `jax.jit`.
 
-The residuals are the saved tensor (``x`` for recompute, the output ``y`` in
+The residuals are the saved tensor (`x` for recompute, the output `y` in
 its own dtype for invert) plus per-channel vectors, so invert mode does not
 keep a float32 copy of a bfloat16 activation alive.
 """
@@ -16,7 +16,7 @@ from kerasx.ops import _kernel
 
 @functools.cache
 def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
-    """Returns ``(train, infer)`` jitted callables for one static configuration."""
+    """Returns `(train, infer)` jitted callables for one static configuration."""
     static = dict(
         axis=axis, epsilon=epsilon, activation=activation, negative_slope=negative_slope
     )

@@ -1,18 +1,18 @@
 """Backend-neutral math of the fused BatchNorm + activation kernel.
 
-Written with ``keras.ops`` and traced once per shape by the backend modules,
-which wrap :func:`forward` and :func:`backward` in a custom gradient and an
+Written with `keras.ops` and traced once per shape by the backend modules,
+which wrap `forward` and `backward` in a custom gradient and an
 XLA-compiled function. Nothing here runs eagerly op by op on TF or JAX.
 
-Per channel, with ``N`` elements ``x_i``:
+Per channel, with `N` elements `x_i`:
 
-* statistics, one pass, shifted by the first element ``k`` of the channel::
+* statistics, one pass, shifted by the first element `k` of the channel:
 
       d_i = x_i - k,  mean = k + sum(d)/N,  var = sum(d^2)/N - (sum(d)/N)^2
 
-* forward: ``xhat = (x - mean) * rstd``, ``rstd = 1/sqrt(var + eps)``,
-  ``z = gamma * xhat + beta``, ``y = act(z)``;
-* backward, with ``g = dy * act'(z)``::
+* forward: `xhat = (x - mean) * rstd`, `rstd = 1/sqrt(var + eps)`,
+  `z = gamma * xhat + beta`, `y = act(z)`;
+* backward, with `g = dy * act'(z)`:
 
       dbeta = sum(g),  dgamma = sum(g * xhat)
       dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat))
@@ -36,13 +36,13 @@ GAMMA_FLOOR = 1e-5
 
 
 def channel_view(x, axis: int):
-    """Reshapes ``x`` to ``(outer, C)`` or ``(outer, C, inner)``.
+    """Reshapes `x` to `(outer, C)` or `(outer, C, inner)`.
 
     A 2-D view makes the channels-last reduction a single-axis reduction,
     which XLA on CPU handles much better than a multi-axis one.
 
     Returns:
-        ``(view, reduce_axes, stat_shape)``.
+        `(view, reduce_axes, stat_shape)`.
     """
     rank = len(x.shape)
     axis = axis % rank
@@ -62,10 +62,10 @@ def _first_element(view):
 def forward_with_residuals(
     x, gamma, beta, *, axis, epsilon, activation, negative_slope, out_dtype
 ):
-    """Training forward: ``(y, mean, variance, shift, offset)``.
+    """Training forward: `(y, mean, variance, shift, offset)`.
 
-    ``mean = shift + offset`` is rounded to float32; the backward pass uses
-    ``(x - shift) - offset`` instead, which stays exact when ``|mean|`` is
+    `mean = shift + offset` is rounded to float32; the backward pass uses
+    `(x - shift) - offset` instead, which stays exact when `|mean|` is
     large compared with the spread (e.g. mean 1e4, unit variance).
     """
     spec = _activations.get(activation)
@@ -87,7 +87,7 @@ def forward_with_residuals(
 
 
 def forward(x, gamma, beta, **kwargs):
-    """Training forward: ``(y, mean, variance)``; statistics are float32."""
+    """Training forward: `(y, mean, variance)`; statistics are float32."""
     return forward_with_residuals(x, gamma, beta, **kwargs)[:3]
 
 
@@ -108,11 +108,11 @@ def backward(
     negative_slope,
     memory,
 ):
-    """Closed-form backward; ``saved`` is ``x`` (recompute) or ``y`` (invert).
+    """Closed-form backward; `saved` is `x` (recompute) or `y` (invert).
 
-    ``shift`` and ``offset`` come from :func:`forward_with_residuals`.
+    `shift` and `offset` come from `forward_with_residuals`.
 
-    Returns ``(dx, dgamma, dbeta)`` with ``dx`` in ``saved.dtype``.
+    Returns `(dx, dgamma, dbeta)` with `dx` in `saved.dtype`.
     """
     spec = _activations.get(activation)
     view, reduce_axes, stat_shape = channel_view(saved, axis)
@@ -165,7 +165,7 @@ def inference(
     negative_slope,
     out_dtype,
 ):
-    """Inference: ``act(x * a + b)`` with per-channel ``a``, ``b`` (as Keras)."""
+    """Inference: `act(x * a + b)` with per-channel `a`, `b` (as Keras)."""
     spec = _activations.get(activation)
     view, _, stat_shape = channel_view(x, axis)
     inv = ops.rsqrt(ops.cast(variance, "float32") + epsilon) * ops.cast(

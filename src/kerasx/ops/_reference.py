@@ -1,6 +1,6 @@
-"""Unfused ``keras.ops`` path: the same composition Keras BN + Activation uses.
+"""Unfused `keras.ops` path: the same composition Keras BN + Activation uses.
 
-Used for callables, masks, ``synchronized=True`` and backends without a
+Used for callables, masks, `synchronized=True` and backends without a
 compiled kernel; gradients come from the backend's autodiff.
 """
 
@@ -40,7 +40,7 @@ def moments(x, axis: int, mask=None, synchronized: bool = False):
 def normalize_activate(
     x, mean, variance, gamma, beta, *, axis, epsilon, activation_fn, out_dtype
 ):
-    """``activation_fn(batch_normalization(x))`` in float32, cast at the end."""
+    """`activation_fn(batch_normalization(x))` in float32, cast at the end."""
     outputs = ops.batch_normalization(
         x=x,
         mean=mean,
@@ -65,7 +65,7 @@ def batch_norm_activation(
     mask=None,
     synchronized=False,
 ):
-    """Training mode: returns ``(y, mean, variance)`` with float32 stats."""
+    """Training mode: returns `(y, mean, variance)` with float32 stats."""
     x = ops.cast(x, "float32")
     mean, variance = moments(x, axis, mask=mask, synchronized=synchronized)
     y = normalize_activate(

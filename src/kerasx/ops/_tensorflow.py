@@ -1,8 +1,8 @@
 """TensorFlow kernel: XLA-compiled forward and backward, tied by custom_gradient.
 
-Forward and backward are separate ``tf.function(jit_compile=True)`` programs so
+Forward and backward are separate `tf.function(jit_compile=True)` programs so
 that both are compiled even when the caller runs eagerly; inside an outer
-``jit_compile=True`` function they are inlined into its cluster.
+`jit_compile=True` function they are inlined into its cluster.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from kerasx.ops import _kernel
 
 @functools.cache
 def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
-    """Returns ``(train, infer)`` callables for one static configuration."""
+    """Returns `(train, infer)` callables for one static configuration."""
     static = dict(
         axis=axis, epsilon=epsilon, activation=activation, negative_slope=negative_slope
     )

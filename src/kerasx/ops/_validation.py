@@ -1,4 +1,4 @@
-"""Argument checks shared by the fused ops and ``BatchNormActivation``."""
+"""Argument checks shared by the fused ops and `BatchNormActivation`."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ MEMORY_MODES = ("recompute", "invert")
 
 
 def resolve_activation(activation) -> tuple[str | None, Callable]:
-    """Returns ``(fused_name_or_None, callable)`` for a name or callable.
+    """Returns `(fused_name_or_None, callable)` for a name or callable.
 
-    Keras' own activation functions (``keras.activations.relu``) map to their
-    fused kernel; any other callable runs on the unfused ``keras.ops`` path.
+    Keras' own activation functions (`keras.activations.relu`) map to their
+    fused kernel; any other callable runs on the unfused `keras.ops` path.
     """
     if isinstance(activation, str):
         spec = _activations.get(activation)
