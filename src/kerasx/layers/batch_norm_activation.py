@@ -254,6 +254,7 @@ class BatchNormActivation(keras.layers.Layer):
                 negative_slope=self.negative_slope,
                 memory=self.memory,
                 output_dtype=self.compute_dtype,
+                differentiable_statistics=False,
                 **common,
             )
         else:

@@ -7,6 +7,7 @@ TensorFlow:
 * `tensorflow`: `tf.function(jit_compile=True)` forward and backward tied
   by `tf.custom_gradient`;
 * `jax`: `jax.custom_vjp` under `jax.jit`;
+* `torch`: a `torch.autograd.Function` with the same closed-form backward;
 * any other backend: the same math composed from `keras.ops` and
   differentiated by the backend's autodiff.
 """
@@ -18,17 +19,23 @@ import importlib
 import keras
 from keras import ops
 
-from kerasx.ops import _kernel, _validation
+from kerasx.ops import _activations, _kernel, _reference, _validation
 
 __all__ = ["batch_norm_activation", "batch_norm_activation_inference"]
 
-_COMPILED_BACKENDS = {"tensorflow": "_tensorflow", "jax": "_jax"}
+_COMPILED_BACKENDS = {"tensorflow": "_tensorflow", "jax": "_jax", "torch": "_torch"}
+
+
+def _backend_module():
+    module_name = _COMPILED_BACKENDS.get(keras.backend.backend())
+    if module_name is None:
+        return None
+    return importlib.import_module(f"kerasx.ops.{module_name}")
 
 
 def _kernels(axis, epsilon, activation, negative_slope, memory, out_dtype):
-    module_name = _COMPILED_BACKENDS.get(keras.backend.backend())
-    static = (axis, float(epsilon), activation, float(negative_slope))
-    if module_name is None:
+    module = _backend_module()
+    if module is None:
         common = dict(
             axis=axis,
             epsilon=float(epsilon),
@@ -43,8 +50,36 @@ def _kernels(axis, epsilon, activation, negative_slope, memory, out_dtype):
             return _kernel.inference(*args, out_dtype=out_dtype, **common)
 
         return train, infer
-    module = importlib.import_module(f"kerasx.ops.{module_name}")
+    static = (axis, float(epsilon), activation, float(negative_slope))
     return module.compiled(*static, memory, out_dtype)
+
+
+def _kernel_choice(
+    x, *, axis: int, epsilon: float, output_dtype: str, differentiable_statistics: bool
+) -> str:
+    """Which training kernel `batch_norm_activation` runs for `x` here and now.
+
+    * `"compiled"`: the backend module's kernel (XLA-compiled with a custom
+      gradient on TensorFlow and JAX, an autograd Function on torch);
+    * `"fused_batch_norm"`: TensorFlow's `FusedBatchNormV3` (oneDNN on CPU,
+      cuDNN on GPU) followed by the activation, for channels-last float32
+      inputs in a TensorFlow graph without XLA or eagerly;
+    * `"composed"`: the Keras composition (`keras.ops.moments`, then
+      `batch_normalization`, then the activation), for small 2-D inputs in a
+      TensorFlow graph without XLA, where it measured fastest;
+    * `"keras_ops"`: the shared math on a backend without a kernel module.
+
+    The last two TensorFlow choices need `differentiable_statistics=False`:
+    the fused op's gradient ignores cotangents of the returned statistics.
+    `axis` must be non-negative.
+    """
+    module = _backend_module()
+    if module is None:
+        return "keras_ops"
+    if differentiable_statistics or not hasattr(module, "choose"):
+        return "compiled"
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    return module.choose(tuple(x.shape), axis, dtype, float(epsilon), output_dtype)
 
 
 def _prepare(x, axis, activation, negative_slope, memory, output_dtype):
@@ -84,6 +119,7 @@ def batch_norm_activation(
     negative_slope: float = 0.2,
     memory: str = "recompute",
     output_dtype: str | None = None,
+    differentiable_statistics: bool = True,
 ):
     """Training-mode fused batch normalisation followed by an activation.
 
@@ -105,6 +141,11 @@ def batch_norm_activation(
         memory: `"recompute"` saves `x` for the backward pass;
             `"invert"` saves only `y` and inverts the activation.
         output_dtype: dtype of `y`; defaults to `x.dtype`.
+        differentiable_statistics: Whether gradients flow through the
+            returned statistics. `False` (what `BatchNormActivation` passes: it
+            only feeds them to the moving averages) lets TensorFlow outside
+            XLA run its own fused op or the composed ops where they measured
+            faster.
 
     Returns:
         `(y, mean, variance)`; the statistics are float32 of shape `(C,)`.
@@ -128,8 +169,36 @@ def batch_norm_activation(
     x, name, axis, out_dtype = _prepare(
         x, axis, activation, negative_slope, memory, output_dtype
     )
+    gamma, beta = ops.convert_to_tensor(gamma), ops.convert_to_tensor(beta)
+    choice = _kernel_choice(
+        x,
+        axis=axis,
+        epsilon=epsilon,
+        output_dtype=out_dtype,
+        differentiable_statistics=differentiable_statistics,
+    )
+    if choice == "fused_batch_norm":
+        return _backend_module().fused_batch_norm_activation(
+            x,
+            gamma,
+            beta,
+            epsilon=float(epsilon),
+            activation=name,
+            negative_slope=float(negative_slope),
+        )
+    if choice == "composed":
+        spec = _activations.get(name)
+        return _reference.batch_norm_activation(
+            x,
+            gamma,
+            beta,
+            axis=axis,
+            epsilon=float(epsilon),
+            activation_fn=lambda z: spec.forward(z, float(negative_slope)),
+            out_dtype=out_dtype,
+        )
     train, _ = _kernels(axis, epsilon, name, negative_slope, memory, out_dtype)
-    return train(x, ops.convert_to_tensor(gamma), ops.convert_to_tensor(beta))
+    return train(x, gamma, beta)
 
 
 def batch_norm_activation_inference(
