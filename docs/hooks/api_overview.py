@@ -48,7 +48,8 @@ def _summary(obj) -> str:
     docstring = obj.docstring
     if docstring is None or not docstring.value.strip():
         return ""
-    return docstring.value.strip().split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
+    first_paragraph = docstring.value.strip().split("\n\n")[0]
+    return first_paragraph.replace("\n", " ").replace("|", "\\|")
 
 
 def _link(module: str, name: str, identifiers: dict[str, str]) -> str | None:
