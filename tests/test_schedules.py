@@ -137,9 +137,23 @@ def test_serialization_round_trip_and_optimizer_save_load(tmp_path):
         (dict(max_learning_rate=0.0), "`max_learning_rate`. Expected a float > 0"),
         (
             dict(total_steps=1),
-            "`total_steps`. Expected an int >= 2. Received: total_steps=1",
+            "`total_steps`. Expected an integer >= 2. Received: total_steps=1",
         ),
-        (dict(total_steps=10.0), "`total_steps`. Expected an int >= 2"),
+        (dict(total_steps=10.0), "`total_steps`. Expected an integer >= 2"),
+        (dict(total_steps=True), "`total_steps`. Expected an integer >= 2"),
+        (dict(max_learning_rate=float("inf")), "`max_learning_rate`. Expected a"),
+        (dict(max_learning_rate=True), "`max_learning_rate`. Expected a float > 0"),
+        (
+            dict(pct_start="0.3"),
+            r"Invalid value received for argument `pct_start`\. Expected a float in "
+            r"\(0, 1\)\. Received: pct_start='0\.3'",
+        ),
+        (dict(three_phase="False"), r"`three_phase`\. Expected a bool"),
+        (
+            dict(three_phase=True, pct_start=0.9),
+            r"`pct_start`\. Expected a float in \(0, 0\.5\] when three_phase=True "
+            r"\(the warm-up and its mirror take 2 \* pct_start.*never reaches",
+        ),
         (dict(pct_start=1.0), "`pct_start`. Expected a float in \\(0, 1\\)"),
         (dict(pct_start=0.0), "`pct_start`. Expected a float in \\(0, 1\\)"),
         (dict(anneal_strategy="cosine"), "`anneal_strategy`. Expected one of"),
@@ -159,9 +173,27 @@ def test_validation_errors(kwargs, match):
     ("momenta", "match"),
     [
         ((1.0, 1.0), "`base_momentum`. Expected a float in \\[0, 1\\)"),
+        ((float("nan"), 0.9), "`base_momentum`. Expected a float in \\[0, 1\\)"),
         ((0.9, 0.8), "`max_momentum`. Expected a float in \\[base_momentum, 1\\)"),
     ],
 )
 def test_momentum_validation_errors(momenta, match):
     with pytest.raises(ValueError, match=match):
         OneCycle(0.1, 10).momentum(0, *momenta)
+
+
+def test_numpy_scalars_are_accepted():
+    schedule = OneCycle(np.float32(0.1), np.int64(100), pct_start=np.float64(0.3))
+    assert schedule.total_steps == 100 and type(schedule.total_steps) is int
+    assert type(schedule.get_config()["max_learning_rate"]) is float
+    # Warm-up ends at step 0.3 * 100 - 1 = 29: the peak; step 0 is 0.1 / 25.
+    np.testing.assert_allclose(
+        [float(schedule(0)), float(schedule(29))], [0.004, 0.1], rtol=RTOL
+    )
+
+
+def test_three_phase_at_pct_start_one_half_reaches_every_phase():
+    # total 10, pct 0.5: peak at step 4, back to initial at step 8, minimum at 9.
+    schedule = OneCycle(1.0, 10, pct_start=0.5, three_phase=True)
+    values = [float(schedule(s)) for s in (0, 4, 8, 9)]
+    np.testing.assert_allclose(values, [0.04, 1.0, 0.04, 0.04 / 1e4], rtol=RTOL)

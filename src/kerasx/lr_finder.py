@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerasx import _keras_internals
+from kerasx import _checks, _keras_internals
 from kerasx._state import VariableSnapshot
 from kerasx.callbacks._step_hook import (
     check_learning_rate_is_variable,
@@ -20,32 +21,72 @@ from kerasx.callbacks._step_hook import (
 from kerasx.callbacks.exponential_lr import ExponentialLearningRate
 from kerasx.plotting import plot_lr_vs_loss
 
-__all__ = ["LRFinderResult", "find_learning_rate", "plot_lr_vs_loss"]
+__all__ = [
+    "LRFinderResult",
+    "find_learning_rate",
+    "minimum",
+    "plot_lr_vs_loss",
+    "smooth",
+    "steep",
+    "suggest",
+    "valley",
+]
+
+# Stop reasons of a sweep (`LRFinderResult.stop_reason`).
+COMPLETED = "completed"
+DIVERGED = "diverged"
+NON_FINITE = "non-finite loss"
+DATA_EXHAUSTED = "data exhausted"
+STOPPED = "stopped by a callback"
 
 
-def _require(condition: bool, name: str, value, expected: str) -> None:
-    if not condition:
-        raise ValueError(
-            f"Invalid value received for argument `{name}`. Expected {expected}. "
-            f"Received: {name}={value}"
-        )
+class _BiasCorrectedEMA:
+    """`a_k = beta * a_{k-1} + (1 - beta) * x_k` (`a_{-1} = 0`), read as
+    `a_k / (1 - beta**(k + 1))`: fastai's `AvgSmoothLoss`, one value at a time."""
+
+    def __init__(self, beta: float) -> None:
+        self.beta, self.average, self.count = beta, 0.0, 0
+
+    def update(self, value: float) -> float:
+        self.count += 1
+        self.average = self.beta * self.average + (1.0 - self.beta) * value
+        return self.average / (1.0 - self.beta**self.count)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def smooth(losses: Sequence[float], smoothing: float = 0.98) -> np.ndarray:
+    """Bias-corrected exponential moving average of `losses`, in float64.
+
+    `smoothed_k = a_k / (1 - smoothing**(k + 1))` with
+    `a_k = smoothing * a_{k-1} + (1 - smoothing) * loss_k` and `a_{-1} = 0`, as
+    fastai's `AvgSmoothLoss` (which `lr_find` records).
+
+    Args:
+        losses: Losses in sweep order.
+        smoothing: EMA coefficient in [0, 1); 0 returns the losses.
+
+    Returns:
+        The smoothed losses (float64 array of the same length).
+    """
+    smoothing = _checks.number("smoothing", smoothing, low=0, high=1, high_open=True)
+    average = _BiasCorrectedEMA(smoothing)
+    return np.array([average.update(float(loss)) for loss in losses], dtype="float64")
 
 
-def _smooth(losses: np.ndarray, smoothing: float) -> np.ndarray:
-    """Bias-corrected exponential moving average: `avg_k / (1 - beta**(k+1))`."""
-    smoothed, average = np.empty(len(losses)), 0.0
-    for k, loss in enumerate(losses):
-        average = smoothing * average + (1.0 - smoothing) * loss
-        smoothed[k] = average / (1.0 - smoothing ** (k + 1))
-    return smoothed
+def valley(rates: Sequence[float], losses: Sequence[float]) -> float:
+    """fastai's `valley`: 1/3 + 1/6 along the longest decreasing run of `losses`.
 
+    The longest (not necessarily contiguous) decreasing subsequence ends at
+    `end`, starts at `start = end - length`, and the suggestion is the rate at
+    `start + int((end - start) / 3) + int((end - start) / 6)`. Applied to all
+    the points given (no trimming; see `suggest`).
 
-def _valley(rates: np.ndarray, losses: np.ndarray) -> float:
-    """fastai's valley: 1/3 + 1/6 along the longest decreasing run of the loss."""
+    Args:
+        rates: Learning rates, increasing.
+        losses: Smoothed loss at each rate, finite.
+
+    Returns:
+        The suggested rate.
+    """
     lengths = np.ones(len(losses), dtype=int)
     max_start = max_end = 0
     for i in range(1, len(losses)):
@@ -58,18 +99,107 @@ def _valley(rates: np.ndarray, losses: np.ndarray) -> float:
     return float(rates[max_start + int(section) + int(section / 2)])
 
 
-def _suggestions(rates: np.ndarray, smoothed: np.ndarray) -> dict[str, float]:
-    finite = np.isfinite(smoothed)
-    rates, smoothed = rates[finite], smoothed[finite]
-    if len(rates) < 2:
-        value = float(rates[0]) if len(rates) else float("nan")
-        return {"valley": value, "steep": value, "minimum": value / 10}
-    slopes = np.diff(smoothed) / np.diff(np.log(rates))
-    return {
-        "valley": _valley(rates, smoothed),
-        "steep": float(rates[int(np.argmin(slopes))]),
-        "minimum": float(rates[int(np.argmin(smoothed))]) / 10,
-    }
+def steep(rates: Sequence[float], losses: Sequence[float]) -> float:
+    """fastai's `steep`: the rate where the loss falls fastest against log rate.
+
+    The rate at `argmin_k (loss_{k+1} - loss_k) / (log rate_{k+1} - log rate_k)`.
+
+    Args:
+        rates: Learning rates, increasing (at least 2).
+        losses: Smoothed loss at each rate, finite.
+
+    Returns:
+        The suggested rate.
+    """
+    rates, losses = np.asarray(rates, "float64"), np.asarray(losses, "float64")
+    slopes = np.diff(losses) / np.diff(np.log(rates))
+    return float(rates[int(np.argmin(slopes))])
+
+
+def minimum(rates: Sequence[float], losses: Sequence[float]) -> float:
+    """fastai's `minimum`: the rate at the lowest loss, divided by 10.
+
+    Args:
+        rates: Learning rates.
+        losses: Smoothed loss at each rate, finite.
+
+    Returns:
+        The suggested rate.
+    """
+    return float(rates[int(np.argmin(np.asarray(losses, "float64")))]) / 10
+
+
+_RULES = {"valley": valley, "steep": steep, "minimum": minimum}
+
+
+def suggestion_range(
+    smoothed_losses: Sequence[float], num_steps: int | None = None
+) -> tuple[int, int]:
+    """The points `suggest` uses, `[start, stop)`, as fastai's `lr_find` picks them.
+
+    `start = num_steps // 10`, `stop = len - 5`, and `stop` moves back to the
+    first non-finite smoothed loss inside that range.
+
+    Args:
+        smoothed_losses: The recorded smoothed losses.
+        num_steps: The requested length of the sweep (fastai's `num_it`);
+            defaults to the number of recorded points.
+
+    Returns:
+        `(start, stop)` indices; `stop <= start` when no point is left.
+    """
+    count = len(smoothed_losses)
+    num_steps = count if num_steps is None else num_steps
+    start, stop = num_steps // 10, count - 5
+    finite = np.isfinite(np.asarray(smoothed_losses, "float64")[start:stop])
+    if not finite.all():
+        stop = start + int(np.argmin(finite))
+    return start, stop
+
+
+def suggest(
+    rates: Sequence[float],
+    smoothed_losses: Sequence[float],
+    num_steps: int | None = None,
+) -> dict[str, float]:
+    """fastai's `lr_find` suggestions: `valley`, `steep` and `minimum`.
+
+    As in fastai's `Learner.lr_find`, the rules see only the recorded points
+    `[num_steps // 10 : -5]` (the first tenth of the requested sweep and the
+    last five points are skipped), truncated at the first non-finite smoothed
+    loss (fastai truncates at the first NaN, and its sweep stops at an
+    infinite one). With fewer than 2 points left every suggestion is NaN.
+
+    Args:
+        rates: Learning rates of the recorded points, increasing.
+        smoothed_losses: Smoothed loss of each point (see `smooth`).
+        num_steps: The requested length of the sweep (fastai's `num_it`);
+            defaults to the number of recorded points.
+
+    Returns:
+        `{"valley": ..., "steep": ..., "minimum": ...}`.
+
+    Example:
+
+    ```python
+    >>> rates = 10.0 ** np.linspace(-5, 0, 50)
+    >>> losses = 1.0 + (np.log10(rates) + 2.0) ** 2
+    >>> round(suggest(rates, losses)["minimum"], 6)
+    0.001
+
+    ```
+
+    Reference:
+        - fastai `Learner.lr_find` and `valley` / `steep` / `minimum`
+          (`fastai.callback.schedule`, fastai 2.8).
+    """
+    rates = np.asarray(rates, "float64")
+    losses = np.asarray(smoothed_losses, "float64")
+    start, stop = suggestion_range(losses, num_steps)
+    if stop - start < 2:
+        return dict.fromkeys(_RULES, math.nan)
+    rates, losses = rates[start:stop], losses[start:stop]
+    return {name: rule(rates, losses) for name, rule in _RULES.items()}
 
 
 @dataclass(frozen=True)
@@ -82,52 +212,64 @@ class LRFinderResult:
     Attributes:
         rates: Learning rate of every step.
         losses: True loss of every step's batch.
-        smoothed_losses: Bias-corrected EMA of `losses` (see `from_losses`).
-        suggestions: `"valley"` (fastai's rule: a third-plus-a-sixth along the
-            longest decreasing run of the smoothed loss), `"steep"` (rate of the
-            steepest descent of smoothed loss vs log rate) and `"minimum"` (rate
-            at the smoothed minimum, divided by 10).
+        smoothed_losses: Bias-corrected EMA of `losses` (see `smooth`).
+        suggestions: `"valley"`, `"steep"` and `"minimum"`, computed as fastai's
+            `lr_find` computes them (see `suggest`).
+        stop_reason: Why the sweep ended: `"completed"` (all `num_steps`),
+            `"diverged"` (smoothed loss above `divergence_threshold` times its
+            minimum), `"non-finite loss"`, `"data exhausted"` or `"stopped by a
+            callback"`.
+        num_steps: The requested length of the sweep (fastai's `num_it`).
         suggestion: The `"valley"` suggestion.
+        suggestion_range: `(start, stop)`: the points the suggestions use.
     """
 
     rates: np.ndarray
     losses: np.ndarray
     smoothed_losses: np.ndarray
     suggestions: dict[str, float] = field(default_factory=dict)
+    stop_reason: str = COMPLETED
+    num_steps: int | None = None
 
     @property
     def suggestion(self) -> float:
         return self.suggestions["valley"]
+
+    @property
+    def suggestion_range(self) -> tuple[int, int]:
+        return suggestion_range(self.smoothed_losses, self.num_steps)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter((self.rates, self.losses))
 
     @classmethod
     def from_losses(
-        cls, rates: Sequence[float], losses: Sequence[float], smoothing: float = 0.98
+        cls,
+        rates: Sequence[float],
+        losses: Sequence[float],
+        smoothing: float = 0.98,
+        *,
+        num_steps: int | None = None,
+        stop_reason: str = COMPLETED,
     ) -> LRFinderResult:
-        """Smooths `losses` and computes the suggestions.
-
-        `smoothed_k = a_k / (1 - smoothing**(k+1))` with
-        `a_k = smoothing * a_{k-1} + (1 - smoothing) * loss_k`, `a_{-1} = 0`.
+        """Smooths `losses` (see `smooth`) and computes the suggestions.
 
         Args:
             rates: Learning rates, increasing.
             losses: Loss at each rate.
             smoothing: EMA coefficient in [0, 1); 0 keeps the raw losses.
+            num_steps: Requested length of the sweep; defaults to `len(rates)`.
+            stop_reason: Why the sweep ended.
 
         Returns:
             An `LRFinderResult`.
         """
-        if not (isinstance(smoothing, (int, float)) and 0 <= smoothing < 1):
-            raise ValueError(
-                "Invalid value received for argument `smoothing`. Expected a float in "
-                f"[0, 1). Received: smoothing={smoothing}"
-            )
         rates = np.asarray(rates, dtype="float64")
         losses = np.asarray(losses, dtype="float64")
-        smoothed = _smooth(losses, smoothing)
-        return cls(rates, losses, smoothed, _suggestions(rates, smoothed))
+        smoothed = smooth(losses, smoothing)
+        num_steps = len(rates) if num_steps is None else num_steps
+        suggestions = suggest(rates, smoothed, num_steps)
+        return cls(rates, losses, smoothed, suggestions, stop_reason, num_steps)
 
 
 class _StopOnDivergence(keras.callbacks.Callback):
@@ -135,18 +277,20 @@ class _StopOnDivergence(keras.callbacks.Callback):
 
     def __init__(self, sweep, num_steps, smoothing, threshold):
         super().__init__()
-        self.sweep, self.num_steps = sweep, num_steps
-        self.smoothing, self.threshold = smoothing, threshold
-        self.average, self.best = 0.0, math.inf
+        self.sweep, self.num_steps, self.threshold = sweep, num_steps, threshold
+        self.average = _BiasCorrectedEMA(smoothing)
+        self.best, self.reason = math.inf, None
 
     def on_train_batch_end(self, batch, logs=None):
-        k = len(self.sweep.losses)
-        loss = self.sweep.losses[-1]
-        self.average = self.smoothing * self.average + (1.0 - self.smoothing) * loss
-        smoothed = self.average / (1.0 - self.smoothing**k)
+        smoothed = self.average.update(self.sweep.losses[-1])
         self.best = min(self.best, smoothed)
-        diverged = not math.isfinite(smoothed) or smoothed > self.threshold * self.best
-        if diverged or k >= self.num_steps:
+        if not math.isfinite(smoothed):
+            self.reason = NON_FINITE
+        elif smoothed > self.threshold * self.best:
+            self.reason = DIVERGED
+        elif len(self.sweep.losses) >= self.num_steps:
+            self.reason = COMPLETED
+        if self.reason is not None:
             self.model.stop_training = True
 
 
@@ -155,13 +299,15 @@ class _Snapshot:
 
     def __init__(self, model):
         self.model = model
-        generator = _keras_internals.global_seed_generator()
+        # Created now (as the first unseeded random op would create it), so that
+        # the sweep's draws from it are undone too.
+        generator = _keras_internals.created_global_seed_generator()
         self.variables = VariableSnapshot(
             [
                 *model.variables,
                 *model.optimizer.variables,
                 *model.metrics_variables,
-                *([generator.state] if generator is not None else []),
+                generator.state,
             ]
         )
         self.numpy_state = np.random.get_state()  # noqa: NPY002 (the user's global RNG)
@@ -180,16 +326,70 @@ class _Snapshot:
             setattr(self.model, name, value)
 
 
-def _num_samples(x) -> int | None:
-    """Number of samples of array-like inputs (possibly nested); None otherwise."""
-    leaves = [leaf for leaf in keras.tree.flatten(x) if hasattr(leaf, "shape")]
-    if not leaves or len(keras.tree.flatten(x)) != len(leaves):
+def _array_leaves(data) -> list | None:
+    """The leaves of array-like data (possibly nested); None for other inputs."""
+    if data is None:
+        return []
+    leaves = keras.tree.flatten(data)
+    if not leaves or not all(
+        hasattr(leaf, "shape") and len(leaf.shape) >= 1 for leaf in leaves
+    ):
         return None
-    return int(leaves[0].shape[0]) if len(leaves[0].shape) else None
+    return leaves
 
 
-def _take(data, count):
-    return keras.tree.map_structure(lambda leaf: leaf[:count], data)
+def _check_arrays(named_leaves: dict[str, list]) -> int:
+    """All arrays have the same number of samples, and float ones are finite."""
+    counts = {
+        name: {int(leaf.shape[0]) for leaf in leaves}
+        for name, leaves in named_leaves.items()
+        if leaves
+    }
+    if len(counts["x"]) != 1:
+        raise _checks.invalid(
+            "x", "arrays with the same number of samples", sorted(counts["x"])
+        )
+    (samples,) = counts["x"]
+    for name in ("y", "sample_weight"):
+        if name in counts and counts[name] != {samples}:
+            raise _checks.invalid(
+                name,
+                f"as many samples as `x` ({samples})",
+                f"{name} with {sorted(counts[name])} samples",
+            )
+    for name, leaves in named_leaves.items():
+        for leaf in leaves:
+            values = np.asarray(keras.ops.convert_to_numpy(leaf))
+            if np.issubdtype(values.dtype, np.inexact):
+                bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+                if bad:
+                    raise _checks.invalid(
+                        name,
+                        "finite values (a NaN or inf in the data makes every loss "
+                        "after it NaN)",
+                        f"{name} with {bad} non-finite value(s)",
+                    )
+    return samples
+
+
+def _known_length(x) -> int | None:
+    """Batches per epoch of a dataset-like input, when it has one."""
+    cardinality = getattr(x, "cardinality", None)
+    if callable(cardinality):  # tf.data.Dataset: -1 infinite, -2 unknown
+        count = int(cardinality())
+        return count if count >= 0 else None
+    try:
+        return len(x)
+    except TypeError:
+        return None
+
+
+def _shuffled(data, permutation):
+    if data is None:
+        return None
+    return keras.tree.map_structure(
+        lambda leaf: np.asarray(keras.ops.convert_to_numpy(leaf))[permutation], data
+    )
 
 
 def find_learning_rate(
@@ -204,6 +404,8 @@ def find_learning_rate(
     num_steps: int | None = None,
     smoothing: float = 0.98,
     divergence_threshold: float = 4.0,
+    shuffle: bool = True,
+    sample_weight: Any = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> LRFinderResult:
     """Runs the LR range test on `model`, then puts everything back.
@@ -213,17 +415,28 @@ def find_learning_rate(
     `rate_k = min_rate * (max_rate / min_rate) ** (k / (num_steps - 1))`, and
     records the true loss of every batch. The sweep stops early once the
     smoothed loss is non-finite or above `divergence_threshold` times its
-    minimum. Afterwards the model's variables (weights, non-trainable state,
+    minimum; `result.stop_reason` says why it ended. The suggestions are
+    fastai's (see `suggest`).
+
+    `x` is anything `Model.fit` takes: arrays or dicts / lists of arrays (with
+    `y` and `sample_weight`), a `keras.utils.PyDataset`, a `tf.data.Dataset`, a
+    torch `DataLoader`, or a generator. `num_steps` defaults to `epochs` epochs
+    wherever the input has a length (arrays, `len`, known cardinality) and is
+    required otherwise. Array inputs are checked as Keras checks them (the same
+    number of samples everywhere) and must be finite; they are cut to whole
+    batches (so each recovered batch loss is exact) and, with `shuffle=True`,
+    permuted once with a permutation drawn from Keras' global seed generator
+    (`keras.utils.set_random_seed` makes it reproducible).
+
+    Afterwards the model's variables (weights, non-trainable state,
     seed-generator states), every optimizer variable (iterations, slots,
     learning rate), the metrics, Keras' global seed generator and the NumPy and
     Python global RNG states are bit-exactly as before, also when the sweep
-    raises or is interrupted. Array data is used in the given order (no
-    shuffling, so no RNG is consumed): shuffle it beforehand.
+    raises or is interrupted.
 
     Args:
         model: A compiled, built model whose optimizer has a float learning rate.
-        x: Inputs (arrays, or a `tf.data.Dataset` / `PyDataset` / generator with
-            `num_steps` given).
+        x: Input data (see above).
         y: Targets, for array inputs.
         epochs: Passes over the data when `num_steps` is None.
         batch_size: Batch size for array inputs.
@@ -232,6 +445,8 @@ def find_learning_rate(
         num_steps: Steps of the sweep, >= 2; default `epochs` epochs of `x`.
         smoothing: EMA coefficient for `smoothed_losses`, in [0, 1).
         divergence_threshold: Early-stop factor, > 1.
+        shuffle: Whether to permute array inputs (as `fit` does by default).
+        sample_weight: Per-sample weights, for array inputs.
         callbacks: Extra callbacks for the sweep's `fit` (e.g. progress).
 
     Returns:
@@ -251,98 +466,129 @@ def find_learning_rate(
 
     Reference:
         - [Smith, 2017](https://arxiv.org/abs/1506.01186), "Cyclical Learning Rates".
-        - fastai `LRFinder` and `valley` / `steep` / `minimum` suggestions.
+        - fastai `Learner.lr_find` and `valley` / `steep` / `minimum` suggestions.
     """
+    _checks.model(model)
     if not getattr(model, "compiled", False) or model.optimizer is None:
-        raise ValueError(
-            "Invalid value received for argument `model`. Expected a compiled model "
-            "(call `model.compile(optimizer, loss)` first). Received: an uncompiled "
-            f"model {model.name!r}"
+        raise _checks.invalid(
+            "model",
+            "a compiled model (call `model.compile(optimizer, loss)` first)",
+            f"an uncompiled model {model.name!r}",
         )
     if not model.built:
-        raise ValueError(
-            "Invalid value received for argument `model`. Expected a built model "
-            "(give it an `Input` or call it on a batch) so that its weights can be "
-            f"restored. Received: an unbuilt model {model.name!r}"
+        raise _checks.invalid(
+            "model",
+            "a built model (give it an `Input` or call it on a batch) so that its "
+            "weights can be restored",
+            f"an unbuilt model {model.name!r}",
         )
     check_learning_rate_is_variable(model.optimizer)
-    number = (int, float)
-    _require(
-        isinstance(min_rate, number) and min_rate > 0,
-        "min_rate",
-        min_rate,
-        "a float > 0",
-    )
-    _require(
-        isinstance(max_rate, number) and max_rate > min_rate,
+    min_rate = _checks.number("min_rate", min_rate, low=0, low_open=True)
+    max_rate = _checks.number(
         "max_rate",
         max_rate,
-        f"a float > min_rate={min_rate}",
+        low=min_rate,
+        low_open=True,
+        expected=f"a float > min_rate={min_rate}",
     )
-    _require(
-        isinstance(smoothing, number) and 0 <= smoothing < 1,
-        "smoothing",
-        smoothing,
-        "a float in [0, 1)",
+    smoothing = _checks.number("smoothing", smoothing, low=0, high=1, high_open=True)
+    divergence_threshold = _checks.number(
+        "divergence_threshold", divergence_threshold, low=1, low_open=True
     )
-    _require(
-        isinstance(divergence_threshold, number) and divergence_threshold > 1,
-        "divergence_threshold",
-        divergence_threshold,
-        "a float > 1",
-    )
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        _require(_is_int(value) and value >= 1, name, value, "an int >= 1")
-    _require(
-        num_steps is None or (_is_int(num_steps) and num_steps >= 2),
-        "num_steps",
-        num_steps,
-        "an int >= 2 or None",
-    )
-    samples = _num_samples(x)
-    if samples == 0:
-        raise ValueError(
-            "Invalid value received for argument `x`. Expected at least one sample. "
-            "Received: x with 0 samples"
-        )
-    fit_kwargs: dict[str, Any] = {}
-    if samples is not None:
-        # Whole batches only, so every recovered batch loss is exact.
-        if samples >= batch_size:
-            samples -= samples % batch_size
-        x, y = _take(x, samples), (None if y is None else _take(y, samples))
-        steps_per_epoch = math.ceil(samples / batch_size)
-        total = num_steps or epochs * steps_per_epoch
-        fit_kwargs.update(
-            batch_size=batch_size,
-            shuffle=False,
-            epochs=math.ceil(total / steps_per_epoch),
-        )
-    elif num_steps is None:
-        raise ValueError(
-            "Invalid value received for argument `num_steps`. Expected an int >= 2 "
-            "when `x` is a dataset or generator. Received: num_steps=None"
-        )
-    else:
-        total = num_steps
-        fit_kwargs.update(epochs=1, steps_per_epoch=num_steps)
-    if total < 2:
-        raise ValueError(
-            "Invalid value received for argument `num_steps`. Expected a sweep of at "
-            f"least 2 steps. Received: {samples} samples at batch_size={batch_size}, "
-            f"epochs={epochs}"
-        )
+    epochs = _checks.integer("epochs", epochs, minimum=1)
+    batch_size = _checks.integer("batch_size", batch_size, minimum=1)
+    num_steps = _checks.integer("num_steps", num_steps, minimum=2, allow_none=True)
+    shuffle = _checks.boolean("shuffle", shuffle)
+
     optimizer = model.optimizer
     if not optimizer.built:
         with keras.name_scope(optimizer.name, caller=optimizer):
             optimizer.build(model.trainable_variables)
+    snapshot = _Snapshot(model)
+    x_leaves = _array_leaves(x)
+    fit_kwargs: dict[str, Any] = {}
+    if x_leaves is not None:
+        named = {"x": x_leaves}
+        for name, data in (("y", y), ("sample_weight", sample_weight)):
+            leaves = _array_leaves(data)
+            if leaves is None:
+                raise _checks.invalid(name, "arrays, as `x` is", type(data).__name__)
+            named[name] = leaves
+        samples = _check_arrays(named)
+        if samples == 0:
+            raise _checks.invalid("x", "at least one sample", "x with 0 samples")
+        if shuffle:
+            seed = keras.random.randint(
+                (), 0, 2**31 - 1, seed=_keras_internals.global_seed_generator()
+            )
+            generator = np.random.default_rng(int(keras.ops.convert_to_numpy(seed)))
+            order = generator.permutation(samples)
+            x, y, sample_weight = (_shuffled(d, order) for d in (x, y, sample_weight))
+        # Whole batches only, so every recovered batch loss is exact.
+        steps_per_epoch = max(samples // batch_size, 1)
+        kept = min(samples, steps_per_epoch * batch_size)
+        x, y, sample_weight = (
+            None if d is None else keras.tree.map_structure(lambda a: a[:kept], d)
+            for d in (x, y, sample_weight)
+        )
+        total = num_steps or epochs * steps_per_epoch
+        fit_kwargs.update(
+            y=y,
+            sample_weight=sample_weight,
+            batch_size=batch_size,
+            shuffle=False,
+            epochs=math.ceil(total / steps_per_epoch),
+        )
+    else:
+        steps_per_epoch = _known_length(x)
+        if num_steps is None and steps_per_epoch is None:
+            raise _checks.invalid(
+                "num_steps",
+                "an integer >= 2 when `x` has no length (a generator, or a dataset "
+                "of unknown cardinality)",
+                None,
+            )
+        if steps_per_epoch == 0:
+            raise _checks.invalid("x", "at least one batch", "x with 0 batches")
+        total = num_steps or epochs * steps_per_epoch
+        if steps_per_epoch is None:
+            fit_kwargs.update(epochs=1, steps_per_epoch=total)
+        else:
+            fit_kwargs.update(epochs=math.ceil(total / steps_per_epoch))
+    if total < 2:
+        raise _checks.invalid(
+            "num_steps",
+            "a sweep of at least 2 steps",
+            f"{total} step(s) from batch_size={batch_size}, epochs={epochs}",
+        )
     sweep = ExponentialLearningRate((max_rate / min_rate) ** (1.0 / (total - 1)))
     stopper = _StopOnDivergence(sweep, total, smoothing, divergence_threshold)
-    snapshot = _Snapshot(model)
     try:
         optimizer.learning_rate.assign(min_rate)
-        model.fit(x, y, verbose=0, callbacks=[sweep, stopper, *callbacks], **fit_kwargs)
+        model.fit(x, verbose=0, callbacks=[sweep, stopper, *callbacks], **fit_kwargs)
     finally:
         remove_step_hook(model)
         snapshot.restore()
-    return LRFinderResult.from_losses(sweep.rates, sweep.losses, smoothing)
+    stop_reason = stopper.reason
+    if stop_reason is None and len(sweep.losses) >= total:
+        stop_reason = COMPLETED
+    elif stop_reason is None:
+        # Only an input without a length can run out before `total` steps.
+        length_known = x_leaves is not None or steps_per_epoch is not None
+        stop_reason = STOPPED if length_known else DATA_EXHAUSTED
+    if stop_reason == DATA_EXHAUSTED:
+        warnings.warn(
+            f"find_learning_rate: the data ran out after {len(sweep.losses)} of "
+            f"{total} steps; the sweep stops at "
+            f"{sweep.rates[-1] if sweep.rates else min_rate:.3g} instead of "
+            f"max_rate={max_rate:g}. Pass data that yields at least num_steps "
+            "batches (e.g. `dataset.repeat()`), or a smaller `num_steps`.",
+            stacklevel=2,
+        )
+    return LRFinderResult.from_losses(
+        sweep.rates,
+        sweep.losses,
+        smoothing,
+        num_steps=total,
+        stop_reason=stop_reason,
+    )

@@ -55,13 +55,13 @@ def _piecewise(step, phases, strategy):
 def _check_momentum(base_momentum: Any, max_momentum: Any) -> tuple[float, float]:
     """`0 <= base_momentum <= max_momentum < 1`, as floats."""
     base_momentum = _checks.number(
-        "base_momentum", base_momentum, low=0.0, high=1.0, high_open=True
+        "base_momentum", base_momentum, low=0, high=1, high_open=True
     )
     max_momentum = _checks.number(
         "max_momentum",
         max_momentum,
         low=base_momentum,
-        high=1.0,
+        high=1,
         high_open=True,
         expected=f"a float in [base_momentum, 1) = [{base_momentum}, 1)",
     )
@@ -128,7 +128,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         name: str = "OneCycle",
     ) -> None:
         max_learning_rate = _checks.number(
-            "max_learning_rate", max_learning_rate, low=0.0, low_open=True
+            "max_learning_rate", max_learning_rate, low=0, low_open=True
         )
         total_steps = _checks.integer("total_steps", total_steps, minimum=2)
         three_phase = _checks.boolean("three_phase", three_phase)
@@ -138,7 +138,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
             pct_start = _checks.number(
                 "pct_start",
                 pct_start,
-                low=0.0,
+                low=0,
                 high=0.5,
                 low_open=True,
                 expected=(
@@ -150,14 +150,14 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
             )
         else:
             pct_start = _checks.number(
-                "pct_start", pct_start, low=0.0, high=1.0, low_open=True, high_open=True
+                "pct_start", pct_start, low=0, high=1, low_open=True, high_open=True
             )
         anneal_strategy = _checks.choice(
             "anneal_strategy", anneal_strategy, _ANNEAL_STRATEGIES
         )
-        div_factor = _checks.number("div_factor", div_factor, low=0.0, low_open=True)
+        div_factor = _checks.number("div_factor", div_factor, low=0, low_open=True)
         final_div_factor = _checks.number(
-            "final_div_factor", final_div_factor, low=0.0, low_open=True
+            "final_div_factor", final_div_factor, low=0, low_open=True
         )
         self.max_learning_rate = float(max_learning_rate)
         self.total_steps = total_steps

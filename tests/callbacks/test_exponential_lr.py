@@ -62,15 +62,17 @@ def test_records_rates_and_true_batch_losses():
     np.testing.assert_allclose(sweep.losses, reference(6, 0.01, 1.5, 2), rtol=1e-4)
     # The losses are not the running means Keras reports.
     assert abs(sweep.losses[5] - np.mean(sweep.losses[:6])) > 0.1
-    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+    # Keras' LearningRateScheduler leaves the last applied rate: so does the sweep.
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * 1.5**11)
 
 
-def test_resets_on_train_begin():
+def test_resets_on_train_begin_and_continues_from_the_held_rate():
     model, sweep = make_model(), ExponentialLearningRate(2.0)
     x, y = data(3)
     for _ in range(2):
         model.fit(x, y, batch_size=BATCH, shuffle=False, callbacks=[sweep], verbose=0)
-    np.testing.assert_allclose(sweep.rates, [0.01, 0.02, 0.04], rtol=3e-8)
+    # The first fit ends holding 0.04; the second sweep starts there.
+    np.testing.assert_allclose(sweep.rates, [0.04, 0.08, 0.16], rtol=3e-8)
     assert len(sweep.losses) == 3
 
 
@@ -84,10 +86,14 @@ def test_serialization_round_trip():
     }
 
 
-@pytest.mark.parametrize("factor", [0.0, -1.0, float("inf"), "2"])
+@pytest.mark.parametrize("factor", [0.0, -1.0, float("inf"), float("nan"), "2", True])
 def test_invalid_factor(factor):
-    with pytest.raises(ValueError, match=r"`factor`\. Expected a finite float > 0"):
+    with pytest.raises(ValueError, match=r"`factor`\. Expected a float > 0\. Rec"):
         ExponentialLearningRate(factor)
+
+
+def test_numpy_scalar_factor():
+    assert ExponentialLearningRate(np.float32(1.5)).get_config() == {"factor": 1.5}
 
 
 def test_steps_per_execution_is_refused():

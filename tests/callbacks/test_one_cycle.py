@@ -85,7 +85,8 @@ def test_hands_on_ml_curve_per_optimizer_step(steps_per_execution):
     model = probe_model(steps_per_execution)
     rates = fit_probe(model, OneCycleScheduler(10, 1.0), steps=12)
     np.testing.assert_allclose(rates, [*HANDS_ON_ML_10, 1e-4, 1e-4], rtol=1e-6)
-    assert float(model.optimizer.learning_rate) == 0.5  # restored
+    # The last applied rate stays, as Keras' LearningRateScheduler leaves it.
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-6)
 
 
 def test_defaults_and_last_rate_is_exact():
@@ -154,7 +155,7 @@ def test_start_step_starts_a_new_cycle_and_finished_cycle_warns():
     np.testing.assert_allclose(rates, HANDS_ON_ML_10[:3], rtol=1e-6)
 
 
-def test_logs_learning_rate_and_restores_it():
+def test_logs_learning_rate_and_holds_the_last_rate():
     model = probe_model(1)
     x, y = probe_data(1, 5)
     history = model.fit(
@@ -167,12 +168,12 @@ def test_logs_learning_rate_and_restores_it():
         callbacks=[OneCycleScheduler(10, 1.0)],
     )
     np.testing.assert_allclose(history.history["learning_rate"], [1.0, 1e-4], rtol=1e-6)
-    assert float(model.optimizer.learning_rate) == 0.5
-    # The hook is gone: a plain fit uses the constant rate again.
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-6)
+    # The hook is gone: a plain fit trains at the held constant rate.
     model.layers[0].kernel.assign(np.zeros((1, 1), "float32"))
     probe = RateProbe()
     model.fit(x[:2], y[:2], batch_size=1, shuffle=False, verbose=0, callbacks=[probe])
-    np.testing.assert_allclose(probe.rates, [0.5, 0.5])
+    np.testing.assert_allclose(probe.rates, [1e-4, 1e-4], rtol=1e-6)
 
 
 def test_serialization_round_trip():
@@ -206,23 +207,60 @@ def test_serialization_round_trip():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(iterations=1, max_rate=1.0), "`iterations`. Expected an int >= 2"),
-        (dict(iterations=10, max_rate=0.0), "`max_rate`. Expected a float > 0"),
         (
-            dict(iterations=10, max_rate=1.0, start_rate=2.0),
-            "`start_rate`.*<= max_rate",
+            dict(iterations=1, max_rate=1.0),
+            r"`iterations`\. Expected an integer >= 2 or None\. Received: iterations=1",
         ),
-        (dict(iterations=10, max_rate=1.0, start_rate=-1.0), "`start_rate`. Expected"),
-        (dict(iterations=10, max_rate=1.0, last_rate=0.0), "`last_rate`. Expected"),
-        (dict(iterations=10, max_rate=1.0, last_iterations=11), "`last_iterations`"),
-        (dict(iterations=10, max_rate=1.0, start_step=-1), "`start_step`"),
-        (dict(iterations=10, max_rate=1.0, base_momentum=1.0), "`base_momentum`"),
-        (dict(iterations=10, max_rate=1.0, max_momentum=0.5), "`max_momentum`"),
+        (dict(iterations=10.0, max_rate=1.0), r"`iterations`\. Expected an integer"),
+        (dict(iterations=True, max_rate=1.0), r"`iterations`\. Expected an integer"),
+        (dict(max_rate=0.0), r"`max_rate`\. Expected a float > 0"),
+        (dict(), r"`max_rate`\. Expected a float > 0\. Received: max_rate=None"),
+        (dict(max_rate=float("inf")), r"`max_rate`\. Expected a float > 0"),
+        (dict(max_rate="0.1"), r"`max_rate`\. Expected a float > 0.*'0\.1'"),
+        (dict(max_rate=1.0, start_rate=2.0), r"`start_rate`.*<= max_rate \(1\.0\)"),
+        (dict(max_rate=1.0, start_rate=-1.0), r"`start_rate`\. Expected a float > 0"),
+        (dict(max_rate=1.0, last_rate=0.0), r"`last_rate`\. Expected a float > 0"),
+        (
+            dict(iterations=10, max_rate=1.0, last_iterations=11),
+            r"`last_iterations`\. Expected an integer in \[1, 10\]",
+        ),
+        (
+            dict(max_rate=1.0, last_iterations=0),
+            r"`last_iterations`\. Expected an integer >= 1 or None",
+        ),
+        (
+            dict(iterations=10, max_rate=1.0, start_step=-1),
+            r"`start_step`\. Expected an integer >= 0",
+        ),
+        (
+            dict(max_rate=1.0, start_step=3),
+            r"`start_step`\. Expected 0 when iterations=None",
+        ),
+        (
+            dict(max_rate=1.0, cycle_momentum="False"),
+            r"`cycle_momentum`\. Expected a bool",
+        ),
+        (
+            dict(max_rate=1.0, base_momentum=1.0),
+            r"`base_momentum`\. Expected a float in \[0, 1\)",
+        ),
+        (
+            dict(max_rate=1.0, max_momentum=0.5),
+            r"`max_momentum`\. Expected a float in \[base_momentum, 1\)",
+        ),
     ],
 )
 def test_validation_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         OneCycleScheduler(**kwargs)
+
+
+def test_numpy_scalars_are_accepted():
+    callback = OneCycleScheduler(np.int64(10), np.float32(1.0), start_step=np.int32(2))
+    config = callback.get_config()
+    assert config["iterations"] == 10 and type(config["iterations"]) is int
+    assert config["max_rate"] == 1.0 and type(config["max_rate"]) is float
+    assert callback.start_step == 2 and type(callback.start_step) is int
 
 
 def test_from_schedule_errors():

@@ -58,7 +58,7 @@ class ExponentialLearningRate(keras.callbacks.Callback):
 
     def __init__(self, factor: float) -> None:
         super().__init__()
-        self.factor = _checks.number("factor", factor, low=0.0, low_open=True)
+        self.factor = _checks.number("factor", factor, low=0, low_open=True)
         self.rates: list[float] = []
         self.losses: list[float] = []
         self._hook = None

@@ -44,10 +44,10 @@ class _HandsOnMLOneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
 def _check_rate(name: str, value, max_rate: float | None = None) -> float:
     if max_rate is None:
-        return _checks.number(name, value, low=0.0, low_open=True)
+        return _checks.number(name, value, low=0, low_open=True)
     expected = f"a float > 0 and <= max_rate ({max_rate})"
     return _checks.number(
-        name, value, low=0.0, high=max_rate, low_open=True, expected=expected
+        name, value, low=0, high=max_rate, low_open=True, expected=expected
     )
 
 
@@ -183,14 +183,14 @@ class OneCycleScheduler(keras.callbacks.Callback):
         self.base_momentum, self.max_momentum = _check_momentum(
             base_momentum, max_momentum
         )
-        if self.cycle_momentum and schedule is not None:
-            if not hasattr(schedule, "momentum"):
-                raise _checks.invalid(
-                    "cycle_momentum",
-                    "a schedule with a `momentum(step, base_momentum, max_momentum)` "
-                    "method (e.g. kerasx.schedules.OneCycle)",
-                    schedule,
-                )
+        has_momentum = schedule is None or hasattr(schedule, "momentum")
+        if self.cycle_momentum and not has_momentum:
+            raise _checks.invalid(
+                "cycle_momentum",
+                "a schedule with a `momentum(step, base_momentum, max_momentum)` "
+                "method (e.g. kerasx.schedules.OneCycle)",
+                schedule,
+            )
         self.schedule = schedule
         self._hook = None
 
