@@ -176,6 +176,18 @@ def real_sweep():
     }
 
 
+def _strict(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return (
+            "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        )
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strict(item) for item in value]
+    return value
+
+
 def main():
     fixture = {
         "generator": "scripts/generate_fastai_fixture.py",
@@ -183,7 +195,9 @@ def main():
         "torch": torch.__version__,
         "curves": [*synthetic_curves(), real_sweep()],
     }
-    OUTPUT.write_text(json.dumps(fixture, indent=1) + "\n")
+    # Strict JSON: non-finite losses are written as the strings "NaN" / "Infinity"
+    # (read back with `float`).
+    OUTPUT.write_text(json.dumps(_strict(fixture), indent=1, allow_nan=False) + "\n")
     for curve in fixture["curves"]:
         print(curve["name"], len(curve["rates"]), curve["suggestions"])
 

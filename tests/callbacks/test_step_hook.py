@@ -196,7 +196,7 @@ def test_two_kerasx_schedulers_in_one_fit_are_refused_at_train_begin():
     model = make_model()
     callbacks = [OneCycleScheduler(max_rate=1.0), ExponentialLearningRate(2.0)]
     with pytest.raises(
-        ValueError, match="at most one kerasx.*OneCycleScheduler and ExponentialLearn"
+        ValueError, match=r"at most one kerasx.*OneCycleScheduler and ExponentialLearn"
     ):
         fit(model, callbacks, epochs=2)
     assert_nothing_installed(model)
