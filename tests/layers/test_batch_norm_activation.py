@@ -47,6 +47,14 @@ def _loss_grads(layer, x, dy, training=True):
             loss = tf.reduce_sum(tf.cast(y, "float32") * dy)
         grads = tape.gradient(loss, [x, *[v.value for v in layer.trainable_weights]])
         return y, grads
+    if keras.backend.backend() == "torch":
+        import torch
+
+        x = ops.convert_to_tensor(x).detach().requires_grad_(True)
+        y = layer(x, training=training)
+        loss = (y.float() * ops.convert_to_tensor(dy, "float32")).sum()
+        weights = [v.value for v in layer.trainable_weights]
+        return y, list(torch.autograd.grad(loss, [x, *weights]))
     import jax
 
     trainable = [v.value for v in layer.trainable_weights]
@@ -249,7 +257,7 @@ def test_synchronized_runs_unfused_path_with_same_result(rng):
     )
 
 
-@pytest.mark.backend("jax")
+@pytest.mark.backend("jax", "torch")
 def test_synchronized_is_rejected_off_tensorflow():
     with pytest.raises(ValueError, match="Received: synchronized=True"):
         BatchNormActivation(synchronized=True)

@@ -80,6 +80,14 @@ def autodiff(fn, *args):
             tape.watch(args)
             value = fn(*args)
         return value, tape.gradient(value, args)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        args = [
+            keras.ops.convert_to_tensor(a).detach().requires_grad_(True) for a in args
+        ]
+        value = fn(*args)
+        return value, torch.autograd.grad(value, args, allow_unused=True)
     import jax
 
     return jax.value_and_grad(fn, argnums=tuple(range(len(args))))(*args)

@@ -29,7 +29,8 @@ def _assert_grads_close(actual, expected):
 def _fused_grads(x, gamma, beta, dy, **kwargs):
     def loss(x, gamma, beta):
         y = batch_norm_activation(x, gamma, beta, **kwargs)[0]
-        return ops.sum(ops.cast(y, "float32") * dy)
+        # dy as a tensor: ndarray * torch tensor would ask torch for numpy().
+        return ops.sum(ops.cast(y, "float32") * ops.convert_to_tensor(dy))
 
     return ref.autodiff(loss, x, gamma, beta)[1]
 
@@ -88,10 +89,13 @@ def test_statistics_cotangents_match_finite_differences(rng):
 
     def loss(x):
         y, mean, variance = batch_norm_activation(x, gamma, beta, activation="tanh")
+        weights = [
+            ops.convert_to_tensor(w, "float32") for w in (mean_weight, var_weight)
+        ]
         return (
-            ops.sum(y * dy)
-            + ops.sum(mean * mean_weight.astype("float32"))
-            + ops.sum(variance * var_weight.astype("float32"))
+            ops.sum(y * ops.convert_to_tensor(dy))
+            + ops.sum(mean * weights[0])
+            + ops.sum(variance * weights[1])
         )
 
     def loss64(x64):

@@ -19,6 +19,7 @@ import importlib
 import keras
 from keras import ops
 
+from kerasx import _checks
 from kerasx.ops import _activations, _kernel, _reference, _validation
 
 __all__ = ["batch_norm_activation", "batch_norm_activation_inference"]
@@ -82,7 +83,7 @@ def _kernel_choice(
     return module.choose(tuple(x.shape), axis, dtype, float(epsilon), output_dtype)
 
 
-def _prepare(x, axis, activation, negative_slope, memory, output_dtype):
+def _prepare(x, axis, epsilon, activation, negative_slope, memory, output_dtype):
     name, _ = _validation.resolve_activation(activation)
     if name is None:
         raise ValueError(
@@ -92,13 +93,10 @@ def _prepare(x, axis, activation, negative_slope, memory, output_dtype):
         )
     _validation.check_memory(memory, name)
     _validation.check_negative_slope(negative_slope, name, memory)
+    _checks.number("epsilon", epsilon, low=0.0, low_open=True)
     x = ops.convert_to_tensor(x)
     rank = len(x.shape)
-    if not -rank <= axis < rank:
-        raise ValueError(
-            "Invalid value received for argument `axis`. Expected an integer "
-            f"in [-{rank}, {rank}) for inputs of rank {rank}. Received: axis={axis}"
-        )
+    axis = _checks.integer("axis", axis, minimum=-rank, maximum=rank - 1)
     dtype = keras.backend.standardize_dtype(x.dtype)
     if "float" not in dtype:
         raise ValueError(
@@ -167,7 +165,7 @@ def batch_norm_activation(
         "In-Place Activated BatchNorm", 2018 (invert mode).
     """
     x, name, axis, out_dtype = _prepare(
-        x, axis, activation, negative_slope, memory, output_dtype
+        x, axis, epsilon, activation, negative_slope, memory, output_dtype
     )
     gamma, beta = ops.convert_to_tensor(gamma), ops.convert_to_tensor(beta)
     choice = _kernel_choice(
@@ -252,7 +250,7 @@ def batch_norm_activation_inference(
         Ioffe & Szegedy, "Batch Normalization", 2015.
     """
     x, name, axis, out_dtype = _prepare(
-        x, axis, activation, negative_slope, "recompute", output_dtype
+        x, axis, epsilon, activation, negative_slope, "recompute", output_dtype
     )
     _, infer = _kernels(axis, epsilon, name, negative_slope, "recompute", out_dtype)
     tensors = [ops.convert_to_tensor(t) for t in (mean, variance, gamma, beta)]
