@@ -7,7 +7,8 @@
    Glorot uniform vs He normal.
 4. Dropout at train vs test time: active in `fit` (and `model(x, training=True)`),
    off in `predict` / `evaluate`, so training accuracy reads lower than it is.
-5. An ensemble of 5 MLPs (mean of their probabilities) vs the best single one.
+5. An ensemble of 5 MLPs (`kerasx.uncertainty.ensemble_predict`: the mean of
+   their probabilities) vs the best single one.
 
 Gradients are measured backend-agnostically: one `train_on_batch` with
 `SGD(learning_rate=1)` moves every kernel by exactly minus its gradient, and the
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 from kerasx.models import build_mlp
+from kerasx.uncertainty import ensemble_predict
 
 ACTIVATIONS = [
     ("sigmoid", "glorot_uniform"),
@@ -59,7 +61,7 @@ def build_parser():
     parser.add_argument("--depth", type=int, default=10, help="hidden layers")
     parser.add_argument("--units", type=int, default=100, help="units per layer")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--ensemble-size", type=int, default=5)
+    parser.add_argument("--ensemble-size", type=int, default=5, help=">= 2")
     return parser
 
 
@@ -117,7 +119,7 @@ def accuracy(y_true: np.ndarray, probs) -> float:
 
 def ensemble_probabilities(models: list[keras.Model], x: np.ndarray) -> np.ndarray:
     """Soft voting: the mean of the members' predicted class probabilities."""
-    return np.mean([model.predict(x, verbose=0) for model in models], axis=0)
+    return ensemble_predict(models, x).mean
 
 
 def xor_rows(args) -> tuple[list[_common.Row], keras.Model]:
@@ -169,7 +171,10 @@ def xor_rows(args) -> tuple[list[_common.Row], keras.Model]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     """Runs the five demonstrations and returns the table rows."""
-    args = _common.parse(build_parser(), argv)
+    parser = build_parser()
+    args = _common.parse(parser, argv)
+    if args.ensemble_size < 2:
+        parser.error(f"--ensemble-size must be >= 2, got {args.ensemble_size}")
     keras.utils.set_random_seed(args.seed)
     data = _common.load_split(args.dataset, limit=args.limit)
     print(f"{args.dataset}: {data.describe()}")
