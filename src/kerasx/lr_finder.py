@@ -299,8 +299,10 @@ class _Snapshot:
 
     def __init__(self, model):
         self.model = model
-        # Created now (as the first unseeded random op would create it), so that
-        # the sweep's draws from it are undone too.
+        self.numpy_state = np.random.get_state()  # noqa: NPY002 (the user's global RNG)
+        self.python_state = random.getstate()
+        # Created now (as the first unseeded random op would create it, from the
+        # global RNGs restored below), so that the sweep's draws from it are undone.
         generator = _keras_internals.created_global_seed_generator()
         self.variables = VariableSnapshot(
             [
@@ -310,8 +312,6 @@ class _Snapshot:
                 generator.state,
             ]
         )
-        self.numpy_state = np.random.get_state()  # noqa: NPY002 (the user's global RNG)
-        self.python_state = random.getstate()
         self.attributes = {
             name: getattr(model, name)
             for name in ("history", "stop_training")
@@ -324,6 +324,14 @@ class _Snapshot:
         random.setstate(self.python_state)
         for name, value in self.attributes.items():
             setattr(self.model, name, value)
+
+
+def _invalid(name: str, expected: str, received: str) -> ValueError:
+    """The `_checks` message, for a value described rather than printed."""
+    return ValueError(
+        f"Invalid value received for argument `{name}`. Expected {expected}. "
+        f"Received: {received}"
+    )
 
 
 def _array_leaves(data) -> list | None:
@@ -346,13 +354,15 @@ def _check_arrays(named_leaves: dict[str, list]) -> int:
         if leaves
     }
     if len(counts["x"]) != 1:
-        raise _checks.invalid(
-            "x", "arrays with the same number of samples", sorted(counts["x"])
+        raise _invalid(
+            "x",
+            "arrays with the same number of samples",
+            f"x with {sorted(counts['x'])} samples",
         )
     (samples,) = counts["x"]
     for name in ("y", "sample_weight"):
         if name in counts and counts[name] != {samples}:
-            raise _checks.invalid(
+            raise _invalid(
                 name,
                 f"as many samples as `x` ({samples})",
                 f"{name} with {sorted(counts[name])} samples",
@@ -363,7 +373,7 @@ def _check_arrays(named_leaves: dict[str, list]) -> int:
             if np.issubdtype(values.dtype, np.inexact):
                 bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
                 if bad:
-                    raise _checks.invalid(
+                    raise _invalid(
                         name,
                         "finite values (a NaN or inf in the data makes every loss "
                         "after it NaN)",
@@ -426,7 +436,8 @@ def find_learning_rate(
     number of samples everywhere) and must be finite; they are cut to whole
     batches (so each recovered batch loss is exact) and, with `shuffle=True`,
     permuted once with a permutation drawn from Keras' global seed generator
-    (`keras.utils.set_random_seed` makes it reproducible).
+    (`keras.utils.set_random_seed` makes it reproducible); a `PyDataset`'s
+    batch order is shuffled as `fit` shuffles it.
 
     Afterwards the model's variables (weights, non-trainable state,
     seed-generator states), every optimizer variable (iterations, slots,
@@ -470,13 +481,13 @@ def find_learning_rate(
     """
     _checks.model(model)
     if not getattr(model, "compiled", False) or model.optimizer is None:
-        raise _checks.invalid(
+        raise _invalid(
             "model",
             "a compiled model (call `model.compile(optimizer, loss)` first)",
             f"an uncompiled model {model.name!r}",
         )
     if not model.built:
-        raise _checks.invalid(
+        raise _invalid(
             "model",
             "a built model (give it an `Input` or call it on a batch) so that its "
             "weights can be restored",
@@ -512,11 +523,11 @@ def find_learning_rate(
         for name, data in (("y", y), ("sample_weight", sample_weight)):
             leaves = _array_leaves(data)
             if leaves is None:
-                raise _checks.invalid(name, "arrays, as `x` is", type(data).__name__)
+                raise _invalid(name, "arrays, as `x` is", f"a {type(data).__name__}")
             named[name] = leaves
         samples = _check_arrays(named)
         if samples == 0:
-            raise _checks.invalid("x", "at least one sample", "x with 0 samples")
+            raise _invalid("x", "at least one sample", "x with 0 samples")
         if shuffle:
             seed = keras.random.randint(
                 (), 0, 2**31 - 1, seed=_keras_internals.global_seed_generator()
@@ -549,14 +560,17 @@ def find_learning_rate(
                 None,
             )
         if steps_per_epoch == 0:
-            raise _checks.invalid("x", "at least one batch", "x with 0 batches")
+            raise _invalid("x", "at least one batch", "x with 0 batches")
         total = num_steps or epochs * steps_per_epoch
         if steps_per_epoch is None:
             fit_kwargs.update(epochs=1, steps_per_epoch=total)
         else:
             fit_kwargs.update(epochs=math.ceil(total / steps_per_epoch))
+        # `fit` shuffles a PyDataset's batch order (NumPy's global RNG, which the
+        # snapshot restores); for other inputs it would only warn that it cannot.
+        fit_kwargs.update(shuffle=shuffle and isinstance(x, keras.utils.PyDataset))
     if total < 2:
-        raise _checks.invalid(
+        raise _invalid(
             "num_steps",
             "a sweep of at least 2 steps",
             f"{total} step(s) from batch_size={batch_size}, epochs={epochs}",

@@ -119,6 +119,11 @@ def plot_learning_curves(
 def plot_lr_vs_loss(result: LRFinderResult, ax=None):
     """Plots loss against learning rate (log x axis) with the suggestions marked.
 
+    The raw and smoothed losses are drawn over the whole sweep; the points the
+    suggestions skip (fastai's first `num_steps // 10`, the last 5, and any
+    after the first non-finite smoothed loss; see `kerasx.lr_finder.suggest`)
+    are shaded grey.
+
     Args:
         result: The `LRFinderResult` of `find_learning_rate`.
         ax: A matplotlib Axes to draw on; a new figure's Axes by default.
@@ -130,14 +135,24 @@ def plot_lr_vs_loss(result: LRFinderResult, ax=None):
 
     if ax is None:
         _, ax = plt.subplots()
-    ax.plot(result.rates, result.losses, alpha=0.35, label="loss")
-    ax.plot(result.rates, result.smoothed_losses, label="smoothed loss")
+    rates = np.asarray(result.rates)
+    ax.plot(rates, result.losses, alpha=0.35, label="loss")
+    ax.plot(rates, result.smoothed_losses, label="smoothed loss")
+    start, stop = result.suggestion_range
+    skipped = {"color": "0.5", "alpha": 0.15, "linewidth": 0}
+    if len(rates) and start > 0:
+        last_skipped = rates[min(start, len(rates) - 1)]
+        ax.axvspan(rates[0], last_skipped, label="skipped by the rules", **skipped)
+    if len(rates) and stop < len(rates):
+        first_skipped = rates[max(stop - 1, 0)]
+        label = None if start > 0 else "skipped by the rules"
+        ax.axvspan(first_skipped, rates[-1], label=label, **skipped)
     finite = np.isfinite(result.smoothed_losses)
     for (name, rate), marker in zip(result.suggestions.items(), "ovs", strict=True):
         if math.isfinite(rate) and finite.any():
             loss = np.interp(
                 np.log(rate),
-                np.log(result.rates[finite]),
+                np.log(rates[finite]),
                 result.smoothed_losses[finite],
             )
             ax.plot([rate], [loss], marker, markersize=8, label=f"{name}: {rate:.2e}")
