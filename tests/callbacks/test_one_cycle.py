@@ -17,6 +17,11 @@ from kerasx.schedules import OneCycle
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
+TORCH_NO_STEPS_PER_EXECUTION = pytest.mark.skipif(
+    keras.backend.backend() == "torch",
+    reason="Keras does not support steps_per_execution > 1 on the torch backend",
+)
+
 # iterations=10, max_rate=1: start 0.1, last 1e-4, last_iterations 2, half 4.
 HANDS_ON_ML_10 = [0.1, 0.325, 0.55, 0.775, 1.0, 0.775, 0.55, 0.325, 0.1, 1e-4]
 
@@ -80,7 +85,9 @@ def fit_probe(model, callback, steps, epochs=1, initial_epoch=0):
     return probe.rates
 
 
-@pytest.mark.parametrize("steps_per_execution", [1, 3])
+@pytest.mark.parametrize(
+    "steps_per_execution", [1, pytest.param(3, marks=TORCH_NO_STEPS_PER_EXECUTION)]
+)
 def test_hands_on_ml_curve_per_optimizer_step(steps_per_execution):
     model = probe_model(steps_per_execution)
     rates = fit_probe(model, OneCycleScheduler(10, 1.0), steps=12)
@@ -115,6 +122,7 @@ def test_gradient_accumulation_steps_by_optimizer_step():
     np.testing.assert_array_equal(rates[0::2], 0.0)
 
 
+@TORCH_NO_STEPS_PER_EXECUTION
 def test_from_schedule_drives_one_cycle_with_steps_per_execution():
     schedule = OneCycle(0.2, total_steps=8, pct_start=0.25, anneal_strategy="linear")
     rates = fit_probe(
@@ -298,3 +306,108 @@ def test_benchmark_runs_tiny():
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["benchmark"] == "one_cycle_overhead"
     assert report["ratio"] > 0 and report["repeats"] == 1
+
+
+def hands_on_ml(iterations, max_rate=1.0):
+    """Géron's curve with the default arguments, by hand (NumPy float64)."""
+    last_iterations = iterations // 10 + 1
+    half = (iterations - last_iterations) // 2
+    knots = [0, half, 2 * half, iterations - 1]
+    start = max_rate / 10
+    return np.interp(
+        np.arange(iterations), knots, [start, max_rate, start, start / 1000]
+    )
+
+
+@pytest.mark.parametrize(
+    "steps_per_execution", [1, pytest.param(3, marks=TORCH_NO_STEPS_PER_EXECUTION)]
+)
+def test_iterations_none_spans_the_whole_fit(steps_per_execution):
+    # 3 epochs x 6 steps = 18 optimizer steps, from the callback's params.
+    model = probe_model(steps_per_execution)
+    callback = OneCycleScheduler(max_rate=1.0)
+    rates = fit_probe(model, callback, steps=6, epochs=3)
+    np.testing.assert_allclose(rates, hands_on_ml(18), rtol=1e-6)
+    assert callback.iterations == 18
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-6)
+
+
+def test_iterations_none_resumes_from_initial_epoch_and_restarts_per_fit(tmp_path):
+    uninterrupted = fit_probe(
+        probe_model(1), OneCycleScheduler(max_rate=1.0), steps=3, epochs=4
+    )
+    np.testing.assert_allclose(uninterrupted, hands_on_ml(12), rtol=1e-6)
+    model = probe_model(1)
+    first = fit_probe_epochs(model, epochs_run=2, total_epochs=4)
+    model.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras")
+    second = fit_probe(
+        restored, OneCycleScheduler(max_rate=1.0), steps=3, epochs=4, initial_epoch=2
+    )
+    np.testing.assert_array_equal(first + second, uninterrupted)
+    # A new fit from epoch 0 on the trained optimizer is a new cycle (fastai's
+    # `fit_one_cycle`), without any start_step.
+    again = fit_probe(restored, OneCycleScheduler(max_rate=1.0), steps=3, epochs=2)
+    np.testing.assert_allclose(again, hands_on_ml(6), rtol=1e-6)
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.model.stop_training = True
+
+
+def fit_probe_epochs(model, epochs_run, total_epochs):
+    """The first `epochs_run` epochs of a `total_epochs`-epoch cycle fit."""
+    probe = RateProbe()
+    x, y = probe_data(1, 3)
+    model.fit(
+        x,
+        y,
+        batch_size=1,
+        epochs=total_epochs,
+        shuffle=False,
+        verbose=0,
+        callbacks=[
+            OneCycleScheduler(max_rate=1.0),
+            probe,
+            StopAfterEpoch(epochs_run - 1),
+        ],
+    )
+    return probe.rates
+
+
+def test_iterations_none_counts_optimizer_steps_under_gradient_accumulation():
+    model = probe_model(1, gradient_accumulation_steps=2)
+    rates = fit_probe(model, OneCycleScheduler(max_rate=1.0), steps=20)
+    # 20 batches, 10 updates: the 10-step curve on every second batch.
+    np.testing.assert_allclose(rates[1::2], HANDS_ON_ML_10, rtol=1e-6)
+
+
+def test_iterations_none_needs_a_known_number_of_steps():
+    model = probe_model(1)
+
+    def batches():
+        while True:
+            yield np.ones((1, 1), "float32"), np.zeros((1, 1), "float32")
+
+    with pytest.raises(
+        ValueError,
+        match=r"`iterations`\. Expected an integer >= 2 when the number of steps",
+    ):
+        model.fit(
+            batches(), epochs=1, verbose=0, callbacks=[OneCycleScheduler(max_rate=1.0)]
+        )
+
+
+def test_iterations_none_last_iterations_longer_than_the_fit():
+    model = probe_model(1)
+    with pytest.raises(
+        ValueError,
+        match=r"`last_iterations`\. Expected an integer in \[1, iterations=4\]",
+    ):
+        fit_probe(model, OneCycleScheduler(max_rate=1.0, last_iterations=5), steps=4)

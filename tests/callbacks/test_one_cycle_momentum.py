@@ -15,6 +15,11 @@ import pytest
 
 from kerasx.callbacks import OneCycleScheduler
 
+TORCH_NO_STEPS_PER_EXECUTION = pytest.mark.skipif(
+    keras.backend.backend() == "torch",
+    reason="Keras does not support steps_per_execution > 1 on the torch backend",
+)
+STEPS_PER_EXECUTION = [1, pytest.param(3, marks=TORCH_NO_STEPS_PER_EXECUTION)]
 STEPS = 9
 KNOTS = [0.0, 4.0, 8.0, 9.0]  # iterations=10: half=4, 2*half=8, end at 9
 RATES = [0.01, 0.1, 0.01, 1e-5]
@@ -82,7 +87,7 @@ def reference_adam(cycle):
     return kernel
 
 
-@pytest.mark.parametrize("steps_per_execution", [1, 3])
+@pytest.mark.parametrize("steps_per_execution", STEPS_PER_EXECUTION)
 def test_sgd_momentum_is_cycled_inside_the_step(steps_per_execution):
     kernel = train(keras.optimizers.SGD(0.01, momentum=0.9), True, steps_per_execution)
     expected = reference_sgd(cycle=True)
@@ -94,7 +99,7 @@ def test_sgd_momentum_is_cycled_inside_the_step(steps_per_execution):
     )
 
 
-@pytest.mark.parametrize("steps_per_execution", [1, 3])
+@pytest.mark.parametrize("steps_per_execution", STEPS_PER_EXECUTION)
 def test_adam_beta_1_is_cycled_inside_the_step(steps_per_execution):
     optimizer = keras.optimizers.Adam(0.01)
     kernel = train(optimizer, True, steps_per_execution)
