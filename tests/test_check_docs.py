@@ -196,3 +196,17 @@ def test_public_names_come_from_all():
     assert "kerasx.schedules.OneCycle" in names
     assert "kerasx.layers.MCDropout" in names
     assert not any(name.rsplit(".", 1)[1].startswith("_") for name in names)
+
+
+def test_api_overview_hook_links_documented_names(tmp_path):
+    pytest.importorskip("griffe")
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    import api_overview
+
+    (tmp_path / "schedules.md").write_text("# S\n\n::: kerasx.schedules.OneCycle\n")
+    (tmp_path / "layers.md").write_text("::: kerasx.layers.mc_dropout.MCDropout\n")
+    table = api_overview.overview_markdown(ROOT / "src", tmp_path)
+    assert "[`OneCycle`](schedules.md#kerasx.schedules.OneCycle) | class |" in table
+    assert "[`MCDropout`](layers.md#kerasx.layers.mc_dropout.MCDropout)" in table
+    # Undocumented names are listed without a link.
+    assert "| `OneCycleScheduler` | class |" in table
