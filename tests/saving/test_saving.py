@@ -14,7 +14,14 @@ import kerasx.saving
 from kerasx.models import build_mlp
 from kerasx.saving import from_json, load, save, to_json
 
-FORMATS = ["model.keras", "model.h5", "model.hdf5", "model.json", "model.weights.h5"]
+FORMATS = [
+    "model.keras",
+    "model.h5",
+    "model.hdf5",
+    "model.json",
+    "model.yaml",
+    "model.weights.h5",
+]
 
 
 def _small_model(hidden=(6, 5)) -> keras.Model:
@@ -60,11 +67,11 @@ def test_weights_suffix_wins_over_h5(tmp_path):
 
 
 def test_unknown_suffix_lists_supported(tmp_path):
-    expected = "'.weights.h5', '.keras', '.h5', '.hdf5', '.json'"
+    expected = "'.weights.h5', '.keras', '.h5', '.hdf5', '.json', '.yaml', '.yml'"
     with pytest.raises(ValueError, match=f"ending in one of {expected}"):
         save(_small_model(), tmp_path / "model.pb")
-    with pytest.raises(ValueError, match=r"Received: path='model\.yaml'"):
-        load("model.yaml")
+    with pytest.raises(ValueError, match=r"Received: path='model\.toml'"):
+        load("model.toml")
 
 
 # --------------------------------------------------------------- atomic writes
@@ -129,7 +136,8 @@ def test_json_without_weights_file(tmp_path):
 @pytest.mark.parametrize("name", FORMATS)
 def test_truncated_file(name, tmp_path):
     save(_small_model(), tmp_path / name)
-    target = tmp_path / (name if not name.endswith(".json") else "model.weights.h5")
+    architecture = name.endswith((".json", ".yaml"))
+    target = tmp_path / (name if not architecture else "model.weights.h5")
     data = target.read_bytes()
     target.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="may be truncated or corrupt"):
@@ -250,3 +258,134 @@ def test_from_json_of_a_layer_is_refused():
 def test_docstring_examples():
     result = doctest.testmod(kerasx.saving, globs=vars(kerasx.saving).copy())
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_yaml_is_plain_safe_yaml_with_weights_beside(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    model = _small_model()
+    save(model, tmp_path / "m.yaml")
+    assert sorted(os.listdir(tmp_path)) == ["m.weights.h5", "m.yaml"]
+    config = yaml.safe_load((tmp_path / "m.yaml").read_text())
+    assert config == json.loads(model.to_json())
+    save(model, tmp_path / "m.yml")
+    assert load(tmp_path / "m.yml").count_params() == model.count_params()
+
+
+def test_yaml_python_tags_are_refused(tmp_path):
+    pytest.importorskip("yaml")
+    save(_small_model(), tmp_path / "m.yaml")
+    (tmp_path / "m.yaml").write_text("!!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(ValueError, match=r"'.*m\.yaml': it is not a valid YAML model"):
+        load(tmp_path / "m.yaml")
+
+
+def test_yaml_without_pyyaml_says_how_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "yaml", None)  # `import yaml` now fails.
+    with pytest.raises(
+        ImportError, match=r"needs PyYAML.*pip install 'kerasx\[yaml\]'"
+    ):
+        save(_small_model(), tmp_path / "m.yaml")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("edit", "detail"),
+    [
+        (None, "no config.json in the archive"),
+        (b'{"class_name": ', "config.json: Expecting value"),
+        (b"[1, 2]", "config.json describes no Keras object"),
+    ],
+    ids=["missing", "corrupt", "not_an_object"],
+)
+def test_keras_archive_with_bad_config_json(edit, detail, tmp_path):
+    import zipfile
+
+    save(_small_model(), tmp_path / "m.keras")
+    broken = tmp_path / "broken.keras"
+    with (
+        zipfile.ZipFile(tmp_path / "m.keras") as source,
+        zipfile.ZipFile(broken, "w") as target,
+    ):
+        for item in source.namelist():
+            if item != "config.json":
+                target.writestr(item, source.read(item))
+            elif edit is not None:
+                target.writestr(item, edit)
+    with pytest.raises(
+        ValueError,
+        match=rf"Cannot read '.*broken\.keras': it is not a valid Keras .*{detail}",
+    ):
+        load(broken)
+
+
+def test_from_json_resolves_keras_builtins_without_module():
+    # As Keras 2's `to_json` wrote it: class names without `module`.
+    text = json.dumps(
+        {
+            "class_name": "Sequential",
+            "config": {
+                "name": "legacy",
+                "layers": [
+                    {"class_name": "InputLayer", "config": {"batch_shape": [None, 4]}},
+                    {
+                        "class_name": "Dense",
+                        "config": {
+                            "units": 3,
+                            "kernel_initializer": {
+                                "class_name": "Zeros",
+                                "config": {},
+                            },
+                        },
+                    },
+                    {"class_name": "MCDropout", "config": {"rate": 0.5}},
+                ],
+            },
+        }
+    )
+    model = from_json(text)
+    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "MCDropout"]
+    assert model.count_params() == 15
+    np.testing.assert_array_equal(model.layers[0].get_weights()[0], np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"describes a Dense, not a keras\.Model"):
+        from_json('{"class_name": "Dense", "config": {"units": 3}}')
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_save_removes_stale_temps_of_dead_writers_only(tmp_path):
+    dead, alive = _dead_pid(), os.getppid()
+    stale = tmp_path / f".m.keras.tmp-{dead}-0a1b2c3d.keras"
+    live = tmp_path / f".m.keras.tmp-{alive}-0a1b2c3d.keras"
+    other_target = tmp_path / f".n.keras.tmp-{dead}-0a1b2c3d.keras"
+    unrelated = tmp_path / ".m.keras.notes"
+    for path in (stale, live, other_target, unrelated):
+        path.write_bytes(b"partial")
+    save(_small_model(), tmp_path / "m.keras")
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["m.keras", live.name, other_target.name, unrelated.name]
+    )
+
+
+def test_temp_names_carry_the_writer_pid(tmp_path, monkeypatch):
+    seen = []
+    original = keras.saving.save_model
+
+    def spy(model, path, **kwargs):
+        seen.append(os.path.basename(path))
+        return original(model, path, **kwargs)
+
+    monkeypatch.setattr(keras.saving, "save_model", spy)
+    save(_small_model(), tmp_path / "m.keras")
+    assert len(seen) == 1
+    assert seen[0].startswith(f".m.keras.tmp-{os.getpid()}-") and seen[0].endswith(
+        ".keras"
+    )

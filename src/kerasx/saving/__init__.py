@@ -5,11 +5,14 @@
 | `.keras` | architecture, weights, optimizer state | `keras.saving.save_model` |
 | `.h5`, `.hdf5` | the same, legacy HDF5 | `keras.saving.save_model` |
 | `.json` | architecture; weights in `<stem>.weights.h5` | `to_json` + `save_weights` |
+| `.yaml`, `.yml` | as `.json`, in YAML (PyYAML) | `yaml.safe_dump` + `safe_load` |
 | `.weights.h5` | weights only | `Model.save_weights` |
 
-Writes are atomic (temp file in the same directory, then `os.replace`), every
-kerasx layer and schedule loads without `custom_objects`, and `load` turns
-Keras' low-level failures into errors that name the file and the problem.
+Writes are atomic (temp file in the same directory, then `os.replace`; temp
+files of writers killed mid-save are removed by the next save of the same
+file), every kerasx layer and schedule loads without `custom_objects` (they
+are registered by `import kerasx`), and `load` turns Keras' low-level
+failures into errors that name the file and the problem.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ _FORMATS = (
     (".h5", "h5"),
     (".hdf5", "h5"),
     (".json", "json"),
+    (".yaml", "yaml"),
+    (".yml", "yaml"),
 )
+_ARCHITECTURE_FORMATS = ("json", "yaml")
 
 
 def format_of(path: Any) -> tuple[str, str, str]:
@@ -54,8 +60,29 @@ def format_of(path: Any) -> tuple[str, str, str]:
     )
 
 
-def weights_path_of(json_path: str) -> str:
-    return json_path[: -len(".json")] + ".weights.h5"
+def weights_path_of(architecture_path: str) -> str:
+    """`<stem>.weights.h5` beside a `.json` / `.yaml` / `.yml` file."""
+    stem, _ = os.path.splitext(architecture_path)
+    return stem + ".weights.h5"
+
+
+def _yaml():
+    try:
+        import yaml
+    except ImportError:
+        raise ImportError(
+            "Saving or loading a '.yaml' model needs PyYAML, which is not "
+            "installed. Install it with `pip install 'kerasx[yaml]'` (or "
+            "`pip install pyyaml`), or use the '.json' format."
+        ) from None
+    return yaml
+
+
+def _architecture_text(model: keras.Model, fmt: str) -> str:
+    if fmt == "json":
+        return model.to_json(indent=2)
+    config = json.loads(model.to_json())  # Plain lists, dicts and scalars only.
+    return _yaml().safe_dump(config, sort_keys=False)
 
 
 def save(
@@ -65,16 +92,18 @@ def save(
 
     Every file is first written to a hidden temp file next to its target,
     flushed to disk, then renamed over the target with `os.replace`. If
-    anything fails (or is interrupted) before the rename, existing files are
-    left exactly as they were and no temp file remains. For `.json` both the
-    architecture and the `<stem>.weights.h5` file are written completely
+    anything fails before the rename, existing files are left exactly as they
+    were and no temp file remains; if the process is killed, the next save of
+    the same file removes the temp file it left. For `.json` and `.yaml` both
+    the architecture and the `<stem>.weights.h5` file are written completely
     before either is renamed; the weights file is renamed first.
 
     Args:
         model: The `keras.Model` to save (built, for the weight formats).
-        path: Target file: `*.keras`, `*.h5`/`*.hdf5` (legacy), `*.json`
-            (architecture, with weights in `<stem>.weights.h5` beside it) or
-            `*.weights.h5` (weights only). Its directory must exist.
+        path: Target file: `*.keras`, `*.h5`/`*.hdf5` (legacy), `*.json` or
+            `*.yaml`/`*.yml` (architecture, with weights in
+            `<stem>.weights.h5` beside it; YAML needs the `kerasx[yaml]`
+            extra) or `*.weights.h5` (weights only). Its directory must exist.
         overwrite: If `False`, raise `FileExistsError` instead of replacing
             an existing file (Keras would prompt interactively).
 
@@ -98,7 +127,9 @@ def save(
     path, fmt, suffix = format_of(path)
     _checks.boolean("overwrite", overwrite)
     targets = [(path, suffix)]
-    if fmt == "json":
+    text = None
+    if fmt in _ARCHITECTURE_FORMATS:
+        text = _architecture_text(model, fmt)  # Fails before any file is written.
         targets.insert(0, (weights_path_of(path), ".weights.h5"))
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -109,10 +140,10 @@ def save(
             f"Not saving: {existing} already exist(s) and overwrite=False."
         )
     with _io.atomic_targets(targets) as temps:
-        if fmt == "json":
+        if text is not None:
             model.save_weights(temps[0])
             with open(temps[1], "w", encoding="utf-8") as handle:
-                handle.write(model.to_json(indent=2))
+                handle.write(text)
         elif fmt == "weights":
             model.save_weights(temps[0])
         else:
@@ -130,12 +161,14 @@ def load(
 ) -> keras.Model:
     """Loads a model (or, for `.weights.h5`, weights) saved by `save`.
 
-    kerasx layers and schedules are registered first, so they need no
-    `custom_objects`. Errors name the file: `FileNotFoundError` for a missing
-    file (or a `.json` without its `<stem>.weights.h5`), `ValueError` for a
-    truncated or corrupt file and for weights that do not match the model (the
-    message names the first mismatching layer and both shapes; the model's
-    weights are then left unchanged).
+    kerasx layers and schedules are registered by `import kerasx`, so they
+    need no `custom_objects`. Errors name the file: `FileNotFoundError` for a
+    missing file (or a `.json` / `.yaml` without its `<stem>.weights.h5`),
+    `ValueError` for a truncated or corrupt file (a `.keras` archive without
+    a readable `config.json` included) and for weights that do not match the
+    model (the message names the first mismatching layer and both shapes; the
+    model's weights are then left unchanged). YAML is read with
+    `yaml.safe_load`, which builds only plain data, never Python objects.
 
     Args:
         path: A file written by `save` (or by Keras' own `save`/`save_weights`).
@@ -146,7 +179,8 @@ def load(
             default `True` for files you did not write yourself.
         compile: Compile the model with the saved optimizer, loss and metrics
             (`.keras`: optimizer state included, so training resumes exactly;
-            `.h5`). `.json` and `.weights.h5` hold no training configuration.
+            `.h5`). `.json`, `.yaml` and `.weights.h5` hold no training
+            configuration.
 
     Returns:
         The loaded `keras.Model`.
@@ -184,7 +218,8 @@ def load(
     _checks.optional_mapping("custom_objects", custom_objects)
     _checks.boolean("safe_mode", safe_mode)
     _checks.boolean("compile", compile)
-    required = [path] + ([weights_path_of(path)] if fmt == "json" else [])
+    architecture = fmt in _ARCHITECTURE_FORMATS
+    required = [path] + ([weights_path_of(path)] if architecture else [])
     for file in required:
         if not os.path.isfile(file):
             raise FileNotFoundError(f"Cannot load '{path}': no such file '{file}'.")
@@ -192,10 +227,15 @@ def load(
     if fmt == "weights":
         _io.load_weights_checked(model, path)
         return model
-    if fmt == "json":
+    if architecture:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
-        loaded = from_json(text, custom_objects=custom_objects, safe_mode=safe_mode)
+        if fmt == "json":
+            loaded = from_json(text, custom_objects=custom_objects, safe_mode=safe_mode)
+        else:
+            loaded = _from_config(
+                _read_yaml(path, text), custom_objects, safe_mode, source=f"'{path}'"
+            )
         _io.load_weights_checked(loaded, weights_path_of(path))
         return loaded
     return _io.load_whole_model(path, fmt, custom_objects, safe_mode, compile)
@@ -246,6 +286,9 @@ def from_json(
     Returns:
         The new `keras.Model`.
 
+    Keras' built-in classes are found also when the JSON omits their
+    `module` (JSON written by hand or by Keras 2's `to_json`).
+
     Example:
 
     ```python
@@ -253,6 +296,11 @@ def from_json(
     >>> model = kerasx.models.build_mlp((4,), 3, hidden_units=(8,))
     >>> [layer.name for layer in from_json(to_json(model)).layers]
     ['input', 'block1_dense', 'output']
+    >>> text = '''{"class_name": "Sequential", "config": {"name": "s", "layers": [
+    ...     {"class_name": "InputLayer", "config": {"batch_shape": [null, 4]}},
+    ...     {"class_name": "Dense", "config": {"units": 3}}]}}'''
+    >>> from_json(text).count_params()
+    15
 
     ```
 
@@ -270,13 +318,27 @@ def from_json(
         config = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"Cannot parse the model JSON: {error}.") from error
-    if isinstance(config, dict):
-        config.pop("compile_config", None)
+    return _from_config(config, custom_objects, safe_mode, source="The JSON")
+
+
+def _read_yaml(path: str, text: str) -> Any:
+    yaml = _yaml()
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise _io.corrupt_file_error(path, "YAML model", error) from error
+
+
+def _from_config(config, custom_objects, safe_mode, source):
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"{source} describes no Keras object (no 'class_name').")
+    config = _io.with_keras_modules(config)
+    config.pop("compile_config", None)
     model = keras.saving.deserialize_keras_object(
         config, custom_objects=custom_objects, safe_mode=safe_mode
     )
     if not isinstance(model, keras.Model):
         raise ValueError(
-            f"The JSON describes a {type(model).__name__}, not a keras.Model."
+            f"{source} describes a {type(model).__name__}, not a keras.Model."
         )
     return model

@@ -7,7 +7,10 @@ four public functions and their documentation.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import json
 import os
+import re
 import secrets
 import zipfile
 import zlib
@@ -26,16 +29,22 @@ def atomic_targets(targets: Sequence[tuple[str, str]]) -> Iterator[list[str]]:
 
     `targets` holds `(final_path, suffix)` pairs. Each temp file lives in the
     final file's directory (so `os.replace` is an atomic rename on the same
-    file system) and ends in `suffix`, because Keras picks the format from the
-    suffix. If the body raises, the temp files are deleted and the final files
-    are untouched. The replacements happen in order, after every temp file has
-    been written and flushed to disk.
+    file system), is named `.<name>.tmp-<pid>-<token><suffix>` (Keras picks
+    the format from the suffix; the writer's PID tells later saves whether
+    the writer is still alive) and is removed if the body raises, leaving the
+    final files untouched. Temp files of the same targets left by writers
+    that are no longer running (killed before they could clean up) are
+    removed first. The replacements happen in order, after every temp file
+    has been written and flushed to disk.
     """
     temps = []
     for final_path, suffix in targets:
+        remove_stale_temps(final_path, suffix)
         directory, base = os.path.split(os.path.abspath(final_path))
         token = secrets.token_hex(4)
-        temps.append(os.path.join(directory, f".{base}.tmp-{token}{suffix}"))
+        temps.append(
+            os.path.join(directory, f".{base}.tmp-{os.getpid()}-{token}{suffix}")
+        )
     try:
         yield temps
         for temp in temps:
@@ -47,6 +56,42 @@ def atomic_targets(targets: Sequence[tuple[str, str]]) -> Iterator[list[str]]:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(temp)
     _fsync_directory(os.path.dirname(os.path.abspath(targets[0][0])))
+
+
+def _process_is_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # Signal 0: only checks that the process exists.
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # Alive, owned by another user.
+    except OSError:
+        return True  # Unknown: never delete what a live writer may own.
+    return True
+
+
+def remove_stale_temps(final_path: str, suffix: str) -> list[str]:
+    """Deletes temp files of `final_path` whose writer process has exited.
+
+    Returns the removed paths. Only names this module writes are considered,
+    and only on POSIX, where a PID can be checked without side effects.
+    """
+    if os.name != "posix":
+        return []
+    directory, base = os.path.split(os.path.abspath(final_path))
+    pattern = re.compile(
+        rf"\.{re.escape(base)}\.tmp-(\d+)-[0-9a-f]+{re.escape(suffix)}"
+    )
+    removed = []
+    for name in os.listdir(directory):
+        match = pattern.fullmatch(name)
+        if match and not _process_is_alive(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(directory, name))
+                removed.append(os.path.join(directory, name))
+    return removed
 
 
 @contextlib.contextmanager
@@ -188,6 +233,8 @@ def load_whole_model(
     is_valid = zipfile.is_zipfile(path) if fmt == "keras" else h5py.is_hdf5(path)
     if not is_valid:
         raise corrupt_file_error(path, kind)
+    if fmt == "keras":
+        _check_keras_config(path, kind)
     try:
         return keras.saving.load_model(
             path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
@@ -196,3 +243,76 @@ def load_whole_model(
         raise
     except _CORRUPT_ERRORS as error:
         raise corrupt_file_error(path, kind, error) from error
+
+
+def _check_keras_config(path: str, kind: str) -> None:
+    """Refuses a `.keras` archive whose `config.json` is missing or unreadable."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                raise corrupt_file_error(path, kind, "no config.json in the archive")
+            with archive.open("config.json") as handle:
+                config = json.loads(handle.read().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise corrupt_file_error(path, kind, f"config.json: {error}") from error
+    except _CORRUPT_ERRORS as error:
+        raise corrupt_file_error(path, kind, error) from error
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise corrupt_file_error(path, kind, "config.json describes no Keras object")
+
+
+# Namespaces searched, in order, for a `class_name` a config gives without a
+# `module` (configs written by hand or by Keras 2): the public Keras API.
+_NAMESPACES = (
+    "keras.layers",
+    "keras.initializers",
+    "keras.regularizers",
+    "keras.constraints",
+    "keras.optimizers",
+    "keras.losses",
+    "keras.metrics",
+    "keras",
+)
+# Keras writes these with their `keras.src` module; no public alias has the name.
+_MODULE_OF = {"Functional": "keras.src.models.functional"}
+
+
+def with_keras_modules(config: Any) -> Any:
+    """`config` with `module` filled in for Keras built-ins that lack it.
+
+    Keras 3 deserialization finds a class by `module` + `class_name`, or by a
+    registered name; a bare `{"class_name": "Dense", ...}` is otherwise not
+    found. A bare kerasx class name gets its registered name
+    (`"kerasx>MCDropout"`); other registered objects and unknown names are
+    left untouched.
+    """
+    if isinstance(config, list):
+        return [with_keras_modules(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    config = {key: with_keras_modules(value) for key, value in config.items()}
+    name = config.get("class_name")
+    if (
+        isinstance(name, str)
+        and "config" in config
+        and not config.get("module")
+        and keras.saving.get_registered_object(name) is None
+    ):
+        kerasx_class = keras.saving.get_registered_object(f"kerasx>{name}")
+        if kerasx_class is not None:
+            config["module"] = kerasx_class.__module__
+            config["registered_name"] = f"kerasx>{name}"
+            return config
+        module = _MODULE_OF.get(name) or next(
+            (
+                namespace
+                for namespace in _NAMESPACES
+                if isinstance(
+                    getattr(importlib.import_module(namespace), name, None), type
+                )
+            ),
+            None,
+        )
+        if module is not None:
+            config["module"] = module
+    return config
