@@ -182,10 +182,12 @@ def suggest(
     Example:
 
     ```python
-    >>> rates = 10.0 ** np.linspace(-5, 0, 50)
-    >>> losses = 1.0 + (np.log10(rates) + 2.0) ** 2
-    >>> round(suggest(rates, losses)["minimum"], 6)
-    0.001
+    >>> rates = 10.0 ** np.linspace(-5, 0, 51)  # 0.1 decade per step
+    >>> losses = 1.0 + (np.log10(rates) + 2.0) ** 2  # lowest at 1e-2
+    >>> suggestion_range(losses)  # 51 // 10 skipped at the start, 5 at the end
+    (5, 46)
+    >>> {name: round(rate, 6) for name, rate in suggest(rates, losses).items()}
+    {'valley': 0.000398, 'steep': 3.2e-05, 'minimum': 0.001}
 
     ```
 
