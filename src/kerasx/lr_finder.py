@@ -29,6 +29,7 @@ __all__ = [
     "smooth",
     "steep",
     "suggest",
+    "suggestion_range",
     "valley",
 ]
 
