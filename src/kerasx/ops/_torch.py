@@ -1,14 +1,29 @@
-"""torch kernel: a `torch.autograd.Function` around the shared math.
+"""torch kernel: a `torch.autograd.Function` with the closed-form backward.
 
-The forward and the closed-form backward are `ops/_kernel.py`'s, run on
-torch tensors, so torch's autograd records one node per layer instead of a
-node per elementwise op and keeps only the saved tensor (`x` for recompute,
-`y` in its own dtype for invert) plus per-channel vectors alive.
+The math is `ops/_kernel.py`'s, written with ATen's fused CPU/GPU loops
+instead of one eager op per term:
 
-`torch.compile` is applied to the forward and backward programs only where
-it measured faster (see `benchmarks/batch_norm_activation.py`): not on CPU,
-where inductor's generated loops were slower than eager torch on the shapes
-the benchmark covers and each new shape costs seconds of compilation.
+* statistics: `torch.var_mean` of `x - shift` (biased, float32), `shift`
+  being each channel's first element, so that a channel mean of 1e4 with unit
+  variance keeps its digits, as in `_kernel.forward_with_residuals`;
+* forward: `z = (x - mean) * (gamma * rstd) + beta` (`torch.addcmul`), then
+  the activation;
+* backward: `g = dy * act'(z)`, then `aten.native_batch_norm_backward`, which
+  evaluates exactly `_kernel.backward`'s
+  `dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat))`,
+  `dgamma = sum(g * xhat)`, `dbeta = sum(g)`; cotangents of the returned
+  statistics are added as in `_kernel.backward`.
+
+In invert mode only `y` is saved: `xhat = (act^-1(y) - beta) / gamma` is passed
+to the same backward as its input with zero mean, unit `invstd` and weight
+`gamma * rstd`, which yields the same three gradients.
+
+Low-precision inputs are computed in float32 and rounded once at the end, as
+the other backends' kernels do. `torch.compile` of `_kernel.py`'s math was
+measured too (see `benchmarks/batch_norm_activation.py`): 1.6-2.6x faster than
+Keras BN + Activation on CPU once compiled, but each new shape or dtype cost
+50-260 s of inductor compilation on 2 cores, while this eager kernel reaches
+1.5-1.9x with no compilation, so it is not used.
 """
 
 from __future__ import annotations
@@ -17,42 +32,131 @@ import functools
 
 import torch
 
-from kerasx.ops import _kernel
+from kerasx.ops import _activations, _kernel
+
+
+def _view(x, axis):
+    """`x` as `(outer, C)` or `(outer, C, inner)`, the layout ATen's BN expects."""
+    view, reduce_axes, _ = _kernel.channel_view(x, axis)
+    return view, reduce_axes
+
+
+def _broadcast(vector, view):
+    return vector.reshape((1, -1) + (1,) * (view.dim() - 2))
 
 
 @functools.cache
 def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
     """Returns `(train, infer)` callables for one static configuration."""
-    static = dict(
-        axis=axis, epsilon=epsilon, activation=activation, negative_slope=negative_slope
-    )
-    forward = functools.partial(
-        _kernel.forward_with_residuals, out_dtype=out_dtype, **static
-    )
-    backward = functools.partial(_kernel.backward, memory=memory, **static)
+    spec = _activations.get(activation)
+    torch_out_dtype = getattr(torch, out_dtype)
+
+    def normalize(shifted, gamma, beta, offset, variance):
+        # Centre first: ATen's inference BN computes x * a + (beta - mean * a),
+        # which cancels catastrophically when |mean| >> std.
+        scale = gamma * torch.rsqrt(variance + epsilon)
+        centred = shifted - _broadcast(offset, shifted)
+        return torch.addcmul(
+            _broadcast(beta, shifted), centred, _broadcast(scale, shifted)
+        )
+
+    def shift_of(view):
+        # The first element of each channel, as `_kernel.forward_with_residuals`:
+        # statistics of `x - shift` keep the digits a float32 mean of 1e4 loses.
+        first = view[:1] if view.dim() == 2 else view[:1, :, :1]
+        return first.reshape(-1)
 
     class BatchNormActivationFunction(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x, gamma, beta):
-            y, mean, variance, shift, offset = forward(x, gamma, beta)
+            view, reduce_axes = _view(x, axis)
+            view = view.float()
+            dtypes = (x.dtype, gamma.dtype, beta.dtype)
+            gamma, beta = gamma.float(), beta.float()
+            shift = shift_of(view)
+            shifted = view - _broadcast(shift, view)
+            variance, offset = torch.var_mean(shifted, dim=reduce_axes, correction=0)
+            z = normalize(shifted, gamma, beta, offset, variance)
+            y = spec.forward(z, negative_slope).to(torch_out_dtype).reshape(x.shape)
             saved = y if memory == "invert" else x
             ctx.save_for_backward(saved, gamma, beta, shift, offset, variance)
-            # The statistics only feed the moving averages in the layer; keep
-            # their cotangents as None instead of materialising zeros.
+            ctx.dtypes = dtypes
+            # The statistics usually only feed the moving averages: leave their
+            # cotangents as None instead of materialising zeros.
             ctx.set_materialize_grads(False)
-            return y, mean, variance
+            return y, shift + offset, variance
 
         @staticmethod
         def backward(ctx, dy, dmean, dvariance):
             saved, gamma, beta, shift, offset, variance = ctx.saved_tensors
-            if dy is None:
-                dy = torch.zeros_like(saved)
-            return backward(
-                saved, gamma, beta, shift, offset, variance, dy, dmean, dvariance
-            )
+            view, _ = _view(saved, axis)
+            view = view.float()
+            rstd = torch.rsqrt(variance + epsilon)
+            g = torch.zeros_like(view)
+            if memory == "invert":
+                if dy is not None:
+                    dy = dy.reshape(view.shape).float()
+                    g = dy * spec.derivative_from_output(view, negative_slope)
+                z = spec.inverse(view, negative_slope)
+                safe_gamma = torch.where(
+                    gamma < 0.0,
+                    torch.clamp(gamma, max=-_kernel.GAMMA_FLOOR),
+                    torch.clamp(gamma, min=_kernel.GAMMA_FLOOR),
+                )
+                xhat = (z - _broadcast(beta, view)) / _broadcast(safe_gamma, view)
+                dx, dgamma, dbeta = torch.ops.aten.native_batch_norm_backward(
+                    g,
+                    xhat,
+                    gamma * rstd,
+                    None,
+                    None,
+                    torch.zeros_like(offset),
+                    torch.ones_like(rstd),
+                    True,
+                    epsilon,
+                    [True, True, True],
+                )
+                centred = (
+                    xhat / _broadcast(rstd, view) if dvariance is not None else None
+                )
+            else:
+                shifted = view - _broadcast(shift, view)
+                if dy is not None:
+                    dy = dy.reshape(view.shape).float()
+                    z = normalize(shifted, gamma, beta, offset, variance)
+                    g = dy * spec.derivative(z, negative_slope)
+                dx, dgamma, dbeta = torch.ops.aten.native_batch_norm_backward(
+                    g,
+                    shifted,
+                    gamma,
+                    None,
+                    None,
+                    offset,
+                    rstd,
+                    True,
+                    epsilon,
+                    [True, True, True],
+                )
+                if dvariance is not None:
+                    centred = shifted - _broadcast(offset, view)
+            count = view.numel() / view.shape[1]
+            if dmean is not None:
+                dx = dx + _broadcast(dmean.float(), view) / count
+            if dvariance is not None:
+                dx = dx + (2.0 / count) * _broadcast(dvariance.float(), view) * centred
+            x_dtype, gamma_dtype, beta_dtype = ctx.dtypes
+            dx = dx.to(x_dtype).reshape(saved.shape)
+            return dx, dgamma.to(gamma_dtype), dbeta.to(beta_dtype)
 
     def train(x, gamma, beta):
         return BatchNormActivationFunction.apply(x, gamma, beta)
 
-    infer = functools.partial(_kernel.inference, out_dtype=out_dtype, **static)
+    infer = functools.partial(
+        _kernel.inference,
+        axis=axis,
+        epsilon=epsilon,
+        activation=activation,
+        negative_slope=negative_slope,
+        out_dtype=out_dtype,
+    )
     return train, infer
