@@ -123,3 +123,57 @@ def test_every_format_loads_in_fresh_process(tmp_path, seed):
         np.testing.assert_array_equal(loaded_features, expected_features)
         first_predict = np.load(tmp_path / f"{name}.first_predict.npy")
         np.testing.assert_allclose(first_predict, expected_first_predict, rtol=1e-6)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import keras
+    import kerasx.saving
+
+    inputs = keras.Input((1000,))
+    outputs = keras.layers.Dense(4000)(keras.layers.Dense(2000)(inputs))
+    model = keras.Model(inputs, outputs)  # ~10 M parameters, ~40 MB per file.
+    print("ready", flush=True)
+    while True:
+        kerasx.saving.save(model, sys.argv[1])
+    """
+)
+
+
+def _temp_files(directory):
+    return sorted(name for name in os.listdir(directory) if ".tmp-" in name)
+
+
+def test_sigkill_during_save_leaves_nothing_after_the_next_save(tmp_path):
+    import signal
+    import time
+
+    target = tmp_path / "model.keras"
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    kills = 0
+    for _ in range(3):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(target)],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            assert writer.stdout.readline().strip() == b"ready"
+            deadline = time.monotonic() + 120
+            # Kill while a temp file of this writer exists: mid-save.
+            while not any(f"tmp-{writer.pid}-" in n for n in _temp_files(tmp_path)):
+                assert time.monotonic() < deadline, "the writer never saved"
+                time.sleep(0.005)
+            os.kill(writer.pid, signal.SIGKILL)
+            kills += 1
+        finally:
+            writer.kill()
+            writer.wait()
+    left = _temp_files(tmp_path)
+    assert len(left) >= 1  # What SIGKILL leaves behind ...
+    small = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    kerasx.saving.save(small, target)  # ... the next save of the target removes.
+    assert _temp_files(tmp_path) == []
+    assert kerasx.saving.load(target).count_params() == 8
+    assert kills == 3
