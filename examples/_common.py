@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -309,9 +310,19 @@ def report(rows: list[Row], args: argparse.Namespace, header: str) -> list[dict]
     )
     print(f"\n{config}\n\n{table}\n")
     (args.output / "results.md").write_text(f"{config}\n\n{table}\n")
-    records = [asdict(row) for row in rows]
-    (args.output / "results.json").write_text(json.dumps(records, indent=2) + "\n")
+    records = [_json_safe(asdict(row)) for row in rows]
+    text = json.dumps(records, indent=2, allow_nan=False)
+    (args.output / "results.json").write_text(text + "\n")
     return records
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities (e.g. an LR sweep without a valley) become `None`."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] = (4.5, 3.4)):
