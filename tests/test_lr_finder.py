@@ -450,8 +450,13 @@ def test_numpy_scalar_arguments_are_accepted():
 def test_data_errors(inputs, match):
     x, y = data(64)
     x, y = inputs(x, y)
+    model = make_model()
+    python_state, numpy_state = random.getstate(), np.random.get_state()[1].copy()  # noqa: NPY002
     with pytest.raises(ValueError, match=match):
-        find_learning_rate(make_model(), x, y, batch_size=8)
+        find_learning_rate(model, x, y, batch_size=8)
+    # Refused before anything ran: no RNG was touched.
+    assert random.getstate() == python_state
+    np.testing.assert_array_equal(np.random.get_state()[1], numpy_state)  # noqa: NPY002
 
 
 def test_generator_without_num_steps_is_refused():

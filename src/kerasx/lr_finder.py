@@ -397,11 +397,31 @@ def _known_length(x) -> int | None:
         return None
 
 
-def _shuffled(data, permutation):
-    if data is None:
-        return None
-    return keras.tree.map_structure(
-        lambda leaf: np.asarray(keras.ops.convert_to_numpy(leaf))[permutation], data
+def _whole_batches(arrays, samples: int, size: int, shuffle: bool) -> tuple:
+    """The first `size` samples of each structure, after one shared permutation.
+
+    The permutation is drawn from Keras' global seed generator (restored after
+    the sweep), so `keras.utils.set_random_seed` makes it reproducible.
+    """
+    kept = min(samples, size)
+    if shuffle:
+        seed = keras.random.randint(
+            (), 0, 2**31 - 1, seed=_keras_internals.global_seed_generator()
+        )
+        generator = np.random.default_rng(int(keras.ops.convert_to_numpy(seed)))
+        order = generator.permutation(samples)[:kept]
+
+        def take(leaf):
+            return np.asarray(keras.ops.convert_to_numpy(leaf))[order]
+
+    else:
+
+        def take(leaf):
+            return leaf[:kept]
+
+    return tuple(
+        None if data is None else keras.tree.map_structure(take, data)
+        for data in arrays
     )
 
 
@@ -518,7 +538,6 @@ def find_learning_rate(
     if not optimizer.built:
         with keras.name_scope(optimizer.name, caller=optimizer):
             optimizer.build(model.trainable_variables)
-    snapshot = _Snapshot(model)
     x_leaves = _array_leaves(x)
     fit_kwargs: dict[str, Any] = {}
     if x_leaves is not None:
@@ -531,24 +550,10 @@ def find_learning_rate(
         samples = _check_arrays(named)
         if samples == 0:
             raise _invalid("x", "at least one sample", "x with 0 samples")
-        if shuffle:
-            seed = keras.random.randint(
-                (), 0, 2**31 - 1, seed=_keras_internals.global_seed_generator()
-            )
-            generator = np.random.default_rng(int(keras.ops.convert_to_numpy(seed)))
-            order = generator.permutation(samples)
-            x, y, sample_weight = (_shuffled(d, order) for d in (x, y, sample_weight))
         # Whole batches only, so every recovered batch loss is exact.
         steps_per_epoch = max(samples // batch_size, 1)
-        kept = min(samples, steps_per_epoch * batch_size)
-        x, y, sample_weight = (
-            None if d is None else keras.tree.map_structure(lambda a: a[:kept], d)
-            for d in (x, y, sample_weight)
-        )
         total = num_steps or epochs * steps_per_epoch
         fit_kwargs.update(
-            y=y,
-            sample_weight=sample_weight,
             batch_size=batch_size,
             shuffle=False,
             epochs=math.ceil(total / steps_per_epoch),
@@ -580,7 +585,13 @@ def find_learning_rate(
         )
     sweep = ExponentialLearningRate((max_rate / min_rate) ** (1.0 / (total - 1)))
     stopper = _StopOnDivergence(sweep, total, smoothing, divergence_threshold)
+    snapshot = _Snapshot(model)
     try:
+        if x_leaves is not None:
+            x, y, sample_weight = _whole_batches(
+                (x, y, sample_weight), samples, steps_per_epoch * batch_size, shuffle
+            )
+            fit_kwargs.update(y=y, sample_weight=sample_weight)
         optimizer.learning_rate.assign(min_rate)
         model.fit(x, verbose=0, callbacks=[sweep, stopper, *callbacks], **fit_kwargs)
     finally:
