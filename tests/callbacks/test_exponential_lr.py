@@ -96,6 +96,10 @@ def test_numpy_scalar_factor():
     assert ExponentialLearningRate(np.float32(1.5)).get_config() == {"factor": 1.5}
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch",
+    reason="Keras does not support steps_per_execution > 1 on the torch backend",
+)
 def test_steps_per_execution_is_refused():
     model = make_model(steps_per_execution=2)
     x, y = data(4)
