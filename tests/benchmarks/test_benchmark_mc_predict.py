@@ -32,3 +32,7 @@ def test_benchmark_runs_tiny_and_prints_json():
         # Rounded to 3 decimals in ms and 2 in the ratio: agree within 1 %.
         ratio = row["loop_ms"] / row["mc_predict_ms"]
         assert abs(row["speedup"] - ratio) <= 0.01 * ratio + 0.01
+    dataset = report["dataset"]
+    assert dataset["rows"] == 3 and dataset["dataset_batch"] == 2
+    ratio = dataset["dataset_ms"] / dataset["array_ms"]
+    assert abs(dataset["dataset_ratio"] - ratio) <= 0.01 * ratio + 0.001
