@@ -45,19 +45,13 @@ _ARCHITECTURE_FORMATS = ("json", "yaml")
 def format_of(path: Any) -> tuple[str, str, str]:
     """Returns `(path, format, suffix)`; raises on an unsupported suffix."""
     if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(
-            "Invalid value received for argument `path`. Expected a str or "
-            f"os.PathLike. Received: path={path!r}"
-        )
+        raise _checks.invalid("path", "a str or os.PathLike", path)
     path = os.fspath(path)
     for suffix, fmt in _FORMATS:
         if path.endswith(suffix):
             return path, fmt, suffix
     supported = ", ".join(f"'{suffix}'" for suffix, _ in _FORMATS)
-    raise ValueError(
-        "Invalid value received for argument `path`. Expected a file name "
-        f"ending in one of {supported}. Received: path={path!r}"
-    )
+    raise _checks.invalid("path", f"a file name ending in one of {supported}", path)
 
 
 def weights_path_of(architecture_path: str) -> str:
@@ -203,18 +197,10 @@ def load(
     """
     path, fmt, _ = format_of(path)
     if fmt == "weights":
-        if model is None:
-            raise ValueError(
-                "Invalid value received for argument `model`. Expected the "
-                f"keras.Model to load the weights of '{path}' into. Received: "
-                "model=None"
-            )
-        _checks.model(model)
+        expected = f"the keras.Model to load the weights of '{path}' into"
+        _checks.model(model, expected=expected)
     elif model is not None:
-        raise ValueError(
-            "Invalid value received for argument `model`. Expected None: "
-            f"'{path}' holds a whole model. Received: model={model!r}"
-        )
+        raise _checks.invalid("model", f"None: '{path}' holds a whole model", model)
     _checks.optional_mapping("custom_objects", custom_objects)
     _checks.boolean("safe_mode", safe_mode)
     _checks.boolean("compile", compile)
@@ -308,10 +294,7 @@ def from_json(
         `keras.models.model_from_json`.
     """
     if not isinstance(text, str):
-        raise ValueError(
-            "Invalid value received for argument `text`. Expected a JSON "
-            f"string. Received: text={text!r:.80}"
-        )
+        raise _checks.invalid("text", "a JSON string", text)
     _checks.optional_mapping("custom_objects", custom_objects)
     _checks.boolean("safe_mode", safe_mode)
     try:

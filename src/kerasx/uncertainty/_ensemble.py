@@ -55,7 +55,7 @@ def summarize(samples: Any, task: str = "classification") -> MCResult:
     >>> members = np.array([[[0.9, 0.1]], [[0.1, 0.9]]])  # 2 models, 1 row
     >>> result = summarize(members)
     >>> result.mean.tolist(), round(float(result.mutual_information[0]), 4)
-    ([[0.5, 0.5]], 0.368)
+    ([[0.5, 0.5]], 0.3681)
 
     ```
 
