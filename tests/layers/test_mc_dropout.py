@@ -237,3 +237,59 @@ def test_stochastic_under_jax_jit():
     second, state = step(state, x)
     assert not np.array_equal(np.asarray(first), np.asarray(second))
     assert set(np.unique(np.asarray(first))) <= {0.0, 2.0}
+
+
+def _lowbias32(x):
+    """NumPy uint32 reference of the hash (C. Wellons' lowbias32)."""
+    x = np.asarray(x, dtype=np.uint64) & 0xFFFFFFFF
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    x ^= x >> 16
+    return x
+
+
+def _reference_uniform(seed, row, sample, stream, size):
+    golden, m1 = 0x9E3779B9, 0x7FEB352D
+    seed_key = _lowbias32(_lowbias32(seed) + golden)
+    key = _lowbias32(seed_key ^ _lowbias32(row + m1))
+    key = _lowbias32(key ^ _lowbias32(sample + golden))
+    salt = _lowbias32(np.arange(size) + stream * golden)
+    bits = _lowbias32(_lowbias32(key ^ salt) + golden)
+    return (bits >> 8).astype(np.float64) * 2.0**-24
+
+
+def test_row_noise_matches_numpy_uint32_reference():
+    from kerasx.layers.mc_dropout import RowNoise
+
+    seed = 2**32 - 5  # Above 2**31: exercises the int32 wrap-around.
+    counters = np.array([[np.uint32(seed).view(np.int32), row, 3] for row in (0, 7)])
+    noise = RowNoise(counters.astype(np.int32), samples_per_call=2)
+    first = keras.ops.convert_to_numpy(noise.uniform((2, 3)))
+    second = keras.ops.convert_to_numpy(noise.uniform((4,)))
+    assert first.shape == (4, 2, 3) and second.shape == (4, 4)
+    # Tiled batch, sample-major: sample 3 of rows 0 and 7, then sample 4.
+    for position, (sample, row) in enumerate([(3, 0), (3, 7), (4, 0), (4, 7)]):
+        expected = _reference_uniform(seed, row, sample, 1, 6).reshape(2, 3)
+        np.testing.assert_array_equal(first[position], expected)
+        np.testing.assert_array_equal(
+            second[position], _reference_uniform(seed, row, sample, 2, 4)
+        )
+
+
+def test_layers_use_row_noise_only_inside_the_scope():
+    from kerasx.layers.mc_dropout import row_noise
+
+    layer = MCDropout(0.5, seed=1)
+    x = np.ones((2, 64), dtype="float32")
+    counters = np.array([[9, 0, 0], [9, 1, 0]], dtype=np.int32)
+    with row_noise(counters, samples_per_call=1):
+        a = keras.ops.convert_to_numpy(layer(x))
+    with row_noise(counters, samples_per_call=1):
+        b = keras.ops.convert_to_numpy(layer(x))
+    np.testing.assert_array_equal(a, b)  # Keyed by the counters, not the state.
+    assert not np.array_equal(a[0], a[1])  # Rows differ.
+    assert set(np.unique(a)) == {0.0, 2.0}
+    outside = [keras.ops.convert_to_numpy(layer(x)) for _ in range(2)]
+    assert not np.array_equal(outside[0], outside[1])  # SeedGenerator noise again.
