@@ -88,7 +88,7 @@ def test_ci_workflow_matrix():
     job = _workflow("ci.yml")["jobs"]["test"]
     matrix = job["strategy"]["matrix"]
     assert matrix["python-version"] == ["3.10", "3.11", "3.12", "3.13"]
-    assert matrix["backend"] == ["tensorflow", "jax"]
+    assert matrix["backend"] == ["tensorflow", "jax", "torch"]
     assert job["env"]["KERAS_BACKEND"] == "${{ matrix.backend }}"
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert pyproject["project"]["requires-python"] == ">=3.10"
