@@ -33,9 +33,6 @@ def run(synthetic_data_dir, tmp_path_factory):
 def test_rows(run):
     _, rows, output = run
     by_variant = check_rows(rows, VARIANTS)
-    for row in rows:
-        assert 0 <= row["extra"]["test accuracy"] <= 1
-        assert 0 <= row["extra"]["test ECE"] <= 1
     # Structure shows in the parameter counts: stride-2 convs have the same
     # kernels as max-pooling, the flatten head adds a 7*7*8 -> 128 Dense layer.
     params = {name: row["extra"]["params"] for name, row in by_variant.items()}
@@ -44,6 +41,29 @@ def test_rows(run):
     assert params["max-pool + flatten"] > params["max-pool + GAP"] + 7 * 7 * 8 * 128
     for name in ("maxpool_gap", "stride_gap", "maxpool_flatten", "maxpool_gap_l2"):
         assert (output / f"{name}.keras").is_file()
+
+
+@pytest.mark.parametrize(
+    "index, name",
+    list(enumerate(("maxpool_gap", "stride_gap", "maxpool_flatten", "maxpool_gap_l2"))),
+)
+def test_table_matches_the_best_checkpoint(run, kerasx_data, index, name):
+    import numpy as np
+
+    from kerasx.saving import load
+    from kerasx.uncertainty import expected_calibration_error
+
+    example, rows, output = run
+    data = example._common.load_split("fashion_mnist", limit=200, channels_last=True)
+    probs = load(output / f"{name}.keras").predict(data.x_test, verbose=0)
+    extra = rows[index]["extra"]
+    assert extra["test accuracy"] == float(np.mean(probs.argmax(-1) == data.y_test))
+    assert extra["test ECE"] == expected_calibration_error(data.y_test, probs)
+    valid = load(output / f"{name}.keras").predict(data.x_valid, verbose=0)
+    valid_accuracy = np.mean(valid.argmax(-1) == data.y_valid)
+    # Keras' accuracy metric is a float32 mean of the same 0/1 values.
+    best = rows[index]["best_val_accuracy"]
+    np.testing.assert_allclose(valid_accuracy, best, atol=1e-6)
 
 
 def test_plots_are_pngs(run):
