@@ -1,17 +1,19 @@
 """Benchmark: kerasx BatchNormActivation vs keras BatchNormalization + Activation.
 
 Prints one JSON object. Times are medians over interleaved A/B repeats in one
-process after warm-up; ``ratio`` is ``keras_time / kerasx_time`` (> 1 means
-kerasx is faster), measured with the same jit setting on both sides:
-``eager`` (no outer jit; Keras runs op by op, kerasx calls its own compiled
-kernel) and ``jit`` (the whole step under ``tf.function(jit_compile=True)`` or
-``jax.jit``). Peak training memory of a conv net is reported on JAX from the
-compiled step's ``memory_analysis().temp_size_in_bytes``; TensorFlow exposes no
-allocator peak on CPU, so it is ``null`` there. ``residual_mb`` adds what the
-differentiated step keeps for the backward pass
-(the leaves of ``jax.vjp``'s closure), before XLA's buffer assignment.
+process after warm-up; `ratio` is `keras_time / kerasx_time` (> 1 means
+kerasx is faster), measured with the same compilation on both sides: `eager`
+(no outer function; Keras runs op by op, kerasx calls its own kernel),
+`graph` (TensorFlow only: the step in a `tf.function` without XLA, which is
+what `fit` runs on TensorFlow without a GPU) and `jit` (the whole step under
+`tf.function(jit_compile=True)` or `jax.jit`). Peak training memory of a conv
+net is reported on JAX from the compiled step's
+`memory_analysis().temp_size_in_bytes`; TensorFlow exposes no allocator peak
+on CPU, so it is `null` there. `residual_mb` adds what the differentiated step
+keeps for the backward pass (the leaves of `jax.vjp`'s closure), before XLA's
+buffer assignment. The end-to-end figures are `benchmarks/train_step.py`'s.
 
-Usage::
+Usage:
 
     KERAS_BACKEND=tensorflow python benchmarks/batch_norm_activation.py --small
     KERAS_BACKEND=jax python benchmarks/batch_norm_activation.py --tiny
@@ -30,6 +32,14 @@ import numpy as np
 
 from kerasx.layers import BatchNormActivation
 
+# `graph` is TensorFlow's `tf.function` without XLA: what `fit` runs on a
+# machine without a GPU (Keras resolves `jit_compile="auto"` to False there).
+# torch: eager only, what Keras' `fit` runs on torch by default.
+MODES = {
+    "tensorflow": ("eager", "graph", "jit"),
+    "jax": ("eager", "jit"),
+    "torch": ("eager",),
+}
 SIZES = {
     "full": ([(128, 112, 112, 64), (32768, 4096)], 20, (32, 56, 56, 64)),
     "small": ([(32, 28, 28, 64), (4096, 1024)], 20, (8, 32, 32, 16)),
@@ -42,8 +52,8 @@ def _sync(value):
         keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(leaf, "float32")))
 
 
-def _make_step(layer, x, dy, backward, jit):
-    """A zero-argument callable running fwd (+ bwd) of ``layer`` in training."""
+def _make_step(layer, x, dy, backward, mode):
+    """A zero-argument callable running fwd (+ bwd) of `layer` in training."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -59,7 +69,24 @@ def _make_step(layer, x, dy, backward, jit):
                 loss = tf.reduce_sum(y * tf.cast(dy, "float32"))
             return tape.gradient(loss, [x, *layer.trainable_weights])
 
-        return tf.function(step, jit_compile=True) if jit else step
+        if mode == "eager":
+            return step
+        return tf.function(step, jit_compile=mode == "jit")
+    if backend == "torch":
+        import torch
+
+        x = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
+        dy = keras.ops.convert_to_tensor(dy, "float32")
+
+        def torch_step():
+            y = layer(x, training=True)
+            if not backward:
+                return y
+            loss = (y.float() * dy).sum()
+            weights = [v.value for v in layer.trainable_weights]
+            return torch.autograd.grad(loss, [x, *weights])
+
+        return torch_step
     import jax
     import jax.numpy as jnp
 
@@ -75,7 +102,7 @@ def _make_step(layer, x, dy, backward, jit):
         return jnp.sum(forward(x, trainable).astype("float32") * dy)
 
     fn = jax.grad(loss, argnums=(0, 1)) if backward else forward
-    fn = jax.jit(fn) if jit else fn
+    fn = jax.jit(fn) if mode == "jit" else fn
     return lambda: fn(x, trainable)
 
 
@@ -115,10 +142,10 @@ def time_layers(shapes, repeats, activation):
             x = rng.normal(0.5, 2.0, size=shape).astype(dtype)
             dy = rng.normal(size=shape).astype(dtype)
             layers = _pair(activation, policy, shape)
-            for jit in (False, True):
+            for mode in MODES.get(keras.backend.backend(), ("eager",)):
                 for backward in (False, True):
                     steps = {
-                        name: _make_step(layer, x, dy, backward, jit)
+                        name: _make_step(layer, x, dy, backward, mode)
                         for name, layer in layers.items()
                     }
                     median = _interleaved(steps, repeats)
@@ -126,7 +153,7 @@ def time_layers(shapes, repeats, activation):
                         {
                             "shape": list(shape),
                             "dtype": dtype,
-                            "mode": "jit" if jit else "eager",
+                            "mode": mode,
                             "pass": "fwd+bwd" if backward else "fwd",
                             "keras_ms": round(median["keras"] * 1e3, 3),
                             "kerasx_ms": round(median["kerasx"] * 1e3, 3),

@@ -149,7 +149,7 @@ def time_case(case, mode, config, alternations, warmup):
 
 
 def _ratio_quartiles(plain, fused):
-    ratios = sorted(p / f for p, f in zip(plain, fused))
+    ratios = sorted(p / f for p, f in zip(plain, fused, strict=True))
     quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
     return [round(quartiles[0], 3), round(quartiles[-1], 3)]
 
@@ -179,11 +179,13 @@ def main(argv=None):
     warmup = args.warmup or (1 if args.tiny else 5)
     modes = args.modes or DEFAULT_MODES.get(backend, ("default",))
     cases = args.cases or sorted(VARIANTS)
-    results = [
-        time_case(case, mode, SIZES[size][case], alternations, warmup)
-        for case in cases
-        for mode in modes
-    ]
+    results = []
+    for case in cases:
+        for mode in modes:
+            results.append(
+                time_case(case, mode, SIZES[size][case], alternations, warmup)
+            )
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # progress
     report = {
         "benchmark": "train_step",
         "backend": backend,

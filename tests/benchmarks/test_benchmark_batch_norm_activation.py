@@ -32,8 +32,11 @@ def test_benchmark_tiny_prints_json():
         _run([str(ROOT / "benchmarks/batch_norm_activation.py"), "--tiny"])
     )
     assert report["backend"] == keras.backend.backend()
-    # 2 shapes x 2 dtypes x {eager, jit} x {fwd, fwd+bwd}
-    assert len(report["timings"]) == 16
+    # 2 shapes x 2 dtypes x modes x {fwd, fwd+bwd}; TensorFlow adds `graph`
+    modes = {"tensorflow": {"eager", "graph", "jit"}, "jax": {"eager", "jit"}}
+    expected = modes.get(keras.backend.backend(), {"eager"})
+    assert {row["mode"] for row in report["timings"]} == expected
+    assert len(report["timings"]) == 2 * 2 * len(expected) * 2
     assert all(row["ratio"] > 0 for row in report["timings"])
     if keras.backend.backend() == "jax":
         assert {row["dtype"] for row in report["training_memory"]} == {

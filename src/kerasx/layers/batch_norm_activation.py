@@ -5,15 +5,9 @@ from __future__ import annotations
 import keras
 from keras import constraints, initializers, ops, regularizers
 
+from kerasx import _checks
 from kerasx import ops as kx_ops
 from kerasx.ops import _reference, _validation
-
-
-def _invalid(name: str, expected: str, value) -> ValueError:
-    return ValueError(
-        f"Invalid value received for argument `{name}`. Expected {expected}. "
-        f"Received: {name}={value!r}"
-    )
 
 
 @keras.saving.register_keras_serializable(package="kerasx")
@@ -123,28 +117,30 @@ class BatchNormActivation(keras.layers.Layer):
             activation
         )
         self.activation = activation
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise _invalid("axis", "an integer", axis)
-        if not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
-            raise _invalid("momentum", "a float in [0, 1)", momentum)
-        if not isinstance(epsilon, (int, float)) or not epsilon > 0.0:
-            raise _invalid("epsilon", "a float > 0", epsilon)
+        axis = _checks.integer("axis", axis)
+        momentum = _checks.number("momentum", momentum, low=0, high=1, high_open=True)
+        epsilon = _checks.number("epsilon", epsilon, low=0, low_open=True)
+        center = _checks.boolean("center", center)
+        scale = _checks.boolean("scale", scale)
+        synchronized = _checks.boolean("synchronized", synchronized)
         _validation.check_memory(memory, self._fused_name)
-        _validation.check_negative_slope(negative_slope, self._fused_name, memory)
+        negative_slope = _validation.check_negative_slope(
+            negative_slope, self._fused_name, memory
+        )
         if synchronized and keras.backend.backend() != "tensorflow":
-            raise _invalid(
+            raise _checks.invalid(
                 "synchronized",
                 "False on backends other than tensorflow (as Keras BN)",
                 synchronized,
             )
         self.axis = axis
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+        self.momentum = momentum
+        self.epsilon = epsilon
         self.center = center
         self.scale = scale
         self.synchronized = synchronized
         self.memory = memory
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = negative_slope
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
@@ -160,9 +156,9 @@ class BatchNormActivation(keras.layers.Layer):
     def build(self, input_shape):
         rank = len(input_shape)
         if not 2 <= rank <= 5:
-            raise _invalid("inputs", "a tensor of rank 2 to 5", input_shape)
+            raise _checks.invalid("inputs", "a tensor of rank 2 to 5", input_shape)
         if not -rank <= self.axis < rank:
-            raise _invalid("axis", f"an integer in [-{rank}, {rank})", self.axis)
+            raise _checks.invalid("axis", f"an integer in [-{rank}, {rank})", self.axis)
         shape = (input_shape[self.axis],)
         if self.scale:
             self.gamma = self.add_weight(
@@ -208,7 +204,7 @@ class BatchNormActivation(keras.layers.Layer):
     def call(self, inputs, training=None, mask=None):
         dtype = keras.backend.standardize_dtype(inputs.dtype)
         if "float" not in dtype:
-            raise _invalid("inputs", "a floating tensor", f"<tensor of {dtype}>")
+            raise _checks.invalid("inputs", "a floating tensor", f"<tensor of {dtype}>")
         if mask is not None and len(mask.shape) != len(inputs.shape) - 1:
             raise ValueError(
                 "The mask provided should be one dimension less than the "

@@ -56,7 +56,13 @@ def _kernels(axis, epsilon, activation, negative_slope, memory, out_dtype):
 
 
 def _kernel_choice(
-    x, *, axis: int, epsilon: float, output_dtype: str, differentiable_statistics: bool
+    x,
+    *,
+    axis: int,
+    epsilon: float,
+    output_dtype: str,
+    memory: str = "recompute",
+    differentiable_statistics: bool = True,
 ) -> str:
     """Which training kernel `batch_norm_activation` runs for `x` here and now.
 
@@ -66,21 +72,27 @@ def _kernel_choice(
       cuDNN on GPU) followed by the activation, for channels-last float32
       inputs in a TensorFlow graph without XLA or eagerly;
     * `"composed"`: the Keras composition (`keras.ops.moments`, then
-      `batch_normalization`, then the activation), for small 2-D inputs in a
-      TensorFlow graph without XLA, where it measured fastest;
+      `batch_normalization`, then the activation, differentiated by autodiff),
+      where it measured fastest: small 2-D inputs in a TensorFlow graph without
+      XLA, and inside `jax.jit` on a CPU;
     * `"keras_ops"`: the shared math on a backend without a kernel module.
 
-    The last two TensorFlow choices need `differentiable_statistics=False`:
-    the fused op's gradient ignores cotangents of the returned statistics.
+    Only `differentiable_statistics=False` (the fused op's gradient ignores
+    cotangents of the returned statistics) and `memory="recompute"` (the
+    others save the input) leave the choice to the backend module.
     `axis` must be non-negative.
     """
     module = _backend_module()
     if module is None:
         return "keras_ops"
-    if differentiable_statistics or not hasattr(module, "choose"):
+    if (
+        differentiable_statistics
+        or memory != "recompute"
+        or not hasattr(module, "choose")
+    ):
         return "compiled"
     dtype = keras.backend.standardize_dtype(x.dtype)
-    return module.choose(tuple(x.shape), axis, dtype, float(epsilon), output_dtype)
+    return module.choose(x, axis, dtype, float(epsilon), output_dtype)
 
 
 def _prepare(x, axis, epsilon, activation, negative_slope, memory, output_dtype):
@@ -93,7 +105,7 @@ def _prepare(x, axis, epsilon, activation, negative_slope, memory, output_dtype)
         )
     _validation.check_memory(memory, name)
     _validation.check_negative_slope(negative_slope, name, memory)
-    _checks.number("epsilon", epsilon, low=0.0, low_open=True)
+    _checks.number("epsilon", epsilon, low=0, low_open=True)
     x = ops.convert_to_tensor(x)
     rank = len(x.shape)
     axis = _checks.integer("axis", axis, minimum=-rank, maximum=rank - 1)
@@ -173,6 +185,7 @@ def batch_norm_activation(
         axis=axis,
         epsilon=epsilon,
         output_dtype=out_dtype,
+        memory=memory,
         differentiable_statistics=differentiable_statistics,
     )
     if choice == "fused_batch_norm":
@@ -186,11 +199,13 @@ def batch_norm_activation(
         )
     if choice == "composed":
         spec = _activations.get(name)
+        # Keras' backends reshape the statistics for any axis but -1.
+        last = axis == len(x.shape) - 1
         return _reference.batch_norm_activation(
             x,
             gamma,
             beta,
-            axis=axis,
+            axis=-1 if last else axis,
             epsilon=float(epsilon),
             activation_fn=lambda z: spec.forward(z, float(negative_slope)),
             out_dtype=out_dtype,

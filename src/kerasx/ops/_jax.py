@@ -48,3 +48,20 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
     train.defvjp(train_fwd, train_bwd)
     infer = functools.partial(_kernel.inference, out_dtype=out_dtype, **static)
     return jax.jit(train), jax.jit(infer)
+
+
+def choose(x, axis, dtype, epsilon, out_dtype) -> str:
+    """The training kernel for one call, when the statistics need no gradient.
+
+    Inside `jax.jit` on a CPU, `"composed"`: the Keras composition under JAX's
+    autodiff, which XLA fuses with the neighbouring ops as it does for Keras'
+    own layers. On the CPU train step of `build_cnn((28, 28, 1), 10)` the
+    custom VJP measured 0.94x Keras and autodiff of the one-pass kernel 0.86x
+    (and both raised XLA's temp bytes from 175 MB to 197-200 MB), so the
+    custom VJP only pays off as a separately compiled kernel (outside a jit,
+    where it runs as one program instead of op by op) and on accelerators,
+    where it measured 1.40x (float32) / 1.25x (bfloat16) on an H100.
+    """
+    if isinstance(x, jax.core.Tracer) and jax.default_backend() == "cpu":
+        return "composed"
+    return "compiled"

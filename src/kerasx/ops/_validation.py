@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import keras
 
+from kerasx import _checks
 from kerasx.ops import _activations
 
 MEMORY_MODES = ("recompute", "invert")
@@ -32,12 +33,9 @@ def resolve_activation(activation) -> tuple[str | None, Callable]:
     )
 
 
-def check_memory(memory, fused_name: str | None) -> None:
-    if memory not in MEMORY_MODES:
-        raise ValueError(
-            "Invalid value received for argument `memory`. Expected one of "
-            f"{list(MEMORY_MODES)}. Received: memory={memory!r}"
-        )
+def check_memory(memory, fused_name: str | None) -> str:
+    """`memory` is a mode and, for `"invert"`, the activation is invertible."""
+    _checks.choice("memory", memory, MEMORY_MODES)
     if memory == "invert" and fused_name not in _activations.INVERTIBLE:
         raise ValueError(
             "Invalid value received for argument `memory`. Expected "
@@ -45,17 +43,16 @@ def check_memory(memory, fused_name: str | None) -> None:
             f"{list(_activations.INVERTIBLE)}. Received: memory='invert' with "
             f"activation={fused_name or 'a custom callable'!r}"
         )
+    return memory
 
 
-def check_negative_slope(negative_slope, fused_name: str | None, memory) -> None:
-    if not isinstance(negative_slope, (int, float)) or negative_slope < 0:
-        raise ValueError(
-            "Invalid value received for argument `negative_slope`. Expected a "
-            f"float >= 0. Received: negative_slope={negative_slope!r}"
-        )
+def check_negative_slope(negative_slope, fused_name: str | None, memory) -> float:
+    """A finite slope >= 0 (> 0 to invert `leaky_relu`), as a float."""
+    negative_slope = _checks.number("negative_slope", negative_slope, low=0)
     if memory == "invert" and fused_name == "leaky_relu" and negative_slope == 0:
         raise ValueError(
             "Invalid value received for argument `negative_slope`. Expected a "
             "float > 0 with memory='invert' (leaky_relu with slope 0 is relu, "
             f"which cannot be inverted). Received: negative_slope={negative_slope}"
         )
+    return negative_slope
