@@ -17,9 +17,6 @@ module's callers name it. Used internals (Keras 3.14-3.15):
   replaced operations and the original call arguments.
 - `keras.src.backend.common.global_state` (`lr_finder`): Keras' global
   `SeedGenerator` of unseeded random ops, restored after the sweep.
-- `keras.src.random.seed_generator.global_seed_generator` (`lr_finder`): the
-  same generator, created before the sweep so that its draws (the shuffle,
-  dropout) are restored too.
 - `Optimizer._learning_rate` (`callbacks`): the schedule or callable the user
   compiled with, for error messages.
 - `Optimizer._iterations` (`callbacks`): the raw step counter under gradient
@@ -76,17 +73,6 @@ def global_seed_generator() -> keras.random.SeedGenerator | None:
     from keras.src.backend.common import global_state
 
     return global_state.get_global_attribute("global_seed_generator")
-
-
-def created_global_seed_generator() -> keras.random.SeedGenerator:
-    """Keras' global generator of unseeded random ops, made now if it is missing.
-
-    Seeded as Keras seeds it on first use (from `keras.utils.set_random_seed`,
-    when that was called), so making it early changes no random draw.
-    """
-    from keras.src.random.seed_generator import global_seed_generator as get
-
-    return get()
 
 
 def compiled_learning_rate(optimizer: keras.optimizers.Optimizer) -> Any:

@@ -304,15 +304,13 @@ class _Snapshot:
         self.model = model
         self.numpy_state = np.random.get_state()  # noqa: NPY002 (the user's global RNG)
         self.python_state = random.getstate()
-        # Created now (as the first unseeded random op would create it, from the
-        # global RNGs restored below), so that the sweep's draws from it are undone.
-        generator = _keras_internals.created_global_seed_generator()
+        generator = _keras_internals.global_seed_generator()
         self.variables = VariableSnapshot(
             [
                 *model.variables,
                 *model.optimizer.variables,
                 *model.metrics_variables,
-                generator.state,
+                *([generator.state] if generator is not None else []),
             ]
         )
         self.attributes = {
@@ -400,16 +398,14 @@ def _known_length(x) -> int | None:
 def _whole_batches(arrays, samples: int, size: int, shuffle: bool) -> tuple:
     """The first `size` samples of each structure, after one shared permutation.
 
-    The permutation is drawn from Keras' global seed generator (restored after
-    the sweep), so `keras.utils.set_random_seed` makes it reproducible.
+    The permutation is drawn from NumPy's global RNG, which
+    `keras.utils.set_random_seed` seeds and the sweep's snapshot restores. (Not
+    from Keras' global `SeedGenerator`: creating that inside a distribution
+    strategy's scope would tie it to the strategy.)
     """
     kept = min(samples, size)
     if shuffle:
-        seed = keras.random.randint(
-            (), 0, 2**31 - 1, seed=_keras_internals.global_seed_generator()
-        )
-        generator = np.random.default_rng(int(keras.ops.convert_to_numpy(seed)))
-        order = generator.permutation(samples)[:kept]
+        order = np.random.permutation(samples)[:kept]  # noqa: NPY002
 
         def take(leaf):
             return np.asarray(keras.ops.convert_to_numpy(leaf))[order]
@@ -458,9 +454,9 @@ def find_learning_rate(
     required otherwise. Array inputs are checked as Keras checks them (the same
     number of samples everywhere) and must be finite; they are cut to whole
     batches (so each recovered batch loss is exact) and, with `shuffle=True`,
-    permuted once with a permutation drawn from Keras' global seed generator
-    (`keras.utils.set_random_seed` makes it reproducible); a `PyDataset`'s
-    batch order is shuffled as `fit` shuffles it.
+    permuted once with a permutation drawn from NumPy's global RNG, which
+    `keras.utils.set_random_seed` seeds and the restore puts back; a
+    `PyDataset`'s batch order is shuffled as `fit` shuffles it.
 
     Afterwards the model's variables (weights, non-trainable state,
     seed-generator states), every optimizer variable (iterations, slots,
