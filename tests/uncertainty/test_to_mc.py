@@ -25,6 +25,11 @@ KERAS_DROPOUTS = [
 ]
 
 
+def _numpy(tensor):
+    # Works for torch tensors that require grad, unlike `np.asarray`.
+    return keras.ops.convert_to_numpy(tensor)
+
+
 def _all_types_model():
     """Functional model using all seven dropout-family layers and a BN."""
     inputs = keras.Input((4, 4, 3))
@@ -70,7 +75,7 @@ def test_to_mc_maps_every_dropout_type_and_keeps_the_rest(seed):
         assert new[name] is old[name]
     assert len(mc_model.weights) == len(model.weights)
     x = np.ones((2, 4, 4, 3), "float32")
-    np.testing.assert_array_equal(model.predict(x, verbose=0), model(x))
+    np.testing.assert_array_equal(model.predict(x, verbose=0), _numpy(model(x)))
     assert not np.array_equal(
         mc_model.predict(x, verbose=0), mc_model.predict(x, verbose=0)
     )
@@ -97,7 +102,7 @@ def test_to_mc_shares_weights(seed):
         keras.ops.convert_to_numpy(model.get_layer("out").bias), [5.0, -5.0]
     )
     # Rate 0: both models compute the same function of the shared weights.
-    np.testing.assert_allclose(mc_model(x), model(x), rtol=1e-6)
+    np.testing.assert_allclose(_numpy(mc_model(x)), _numpy(model(x)), rtol=1e-6)
 
 
 def test_to_mc_exact_type_leaves_dropout_subclasses_alone():
@@ -131,7 +136,7 @@ def test_to_mc_nested_models_and_from_mc_inverts(seed):
     ]
     assert type(_layers_by_name(back)["alpha"]) is keras.layers.AlphaDropout
     x = np.ones((3, 6), "float32")
-    np.testing.assert_array_equal(back.predict(x, verbose=0), model(x))
+    np.testing.assert_array_equal(back.predict(x, verbose=0), _numpy(model(x)))
 
 
 def test_to_mc_round_trips_through_keras_file(seed, tmp_path):
