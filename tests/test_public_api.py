@@ -19,7 +19,17 @@ PUBLIC_API = {
         "MCSpatialDropout2D",
         "MCSpatialDropout3D",
     ],
-    "kerasx.lr_finder": ["LRFinderResult", "find_learning_rate", "plot_lr_vs_loss"],
+    "kerasx.lr_finder": [
+        "LRFinderResult",
+        "find_learning_rate",
+        "minimum",
+        "plot_lr_vs_loss",
+        "smooth",
+        "steep",
+        "suggest",
+        "suggestion_range",
+        "valley",
+    ],
     "kerasx.models": ["build_cnn", "build_mlp", "build_selu_mlp"],
     "kerasx.ops": ["batch_norm_activation", "batch_norm_activation_inference"],
     "kerasx.plotting": [

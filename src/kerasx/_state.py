@@ -16,14 +16,16 @@ import numpy as np
 class VariableSnapshot:
     """The values of `variables` now; `restore()` assigns them back.
 
-    Values are copied to host NumPy arrays through `keras.ops.convert_to_numpy`,
-    which works on every backend (also for torch variables that require grad).
+    Values are copied to host NumPy arrays through `keras.ops.convert_to_numpy`
+    of the variable itself, which works on every backend (also for torch
+    variables that require grad, and for mirrored variables under a
+    `tf.distribute` strategy, where `variable.value` of a scalar fails).
     """
 
     def __init__(self, variables: Iterable[keras.Variable]) -> None:
         self.variables = list(variables)
         self.values = [
-            np.array(keras.ops.convert_to_numpy(variable.value), copy=True)
+            np.array(keras.ops.convert_to_numpy(variable), copy=True)
             for variable in self.variables
         ]
 
