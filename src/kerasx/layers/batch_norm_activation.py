@@ -75,10 +75,11 @@ class BatchNormActivation(keras.layers.Layer):
     Example:
 
     ```python
-    >>> import numpy as np
+    >>> import keras, numpy as np
     >>> layer = BatchNormActivation("relu", epsilon=1e-8)
     >>> x = np.array([[1.0], [3.0]], "float32")
-    >>> np.round(np.asarray(layer(x, training=True)).ravel(), 4).tolist()
+    >>> y = keras.ops.convert_to_numpy(layer(x, training=True))
+    >>> np.round(y.ravel(), 4).tolist()
     [0.0, 1.0]
     >>> [round(float(v), 4) for v in layer.moving_mean.numpy()]
     [0.02]
