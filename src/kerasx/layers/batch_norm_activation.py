@@ -1,4 +1,4 @@
-"""BatchNormalization followed by an activation, fused into one XLA kernel."""
+"""BatchNormalization followed by an activation, fused into one kernel."""
 
 from __future__ import annotations
 
@@ -27,10 +27,15 @@ class BatchNormActivation(keras.layers.Layer):
         moving_variance = moving_variance * momentum + var_c * (1 - momentum)
 
     In inference the moving statistics replace the batch ones;
-    `trainable=False` means inference mode, as in Keras. On TensorFlow and
-    JAX the training kernel is XLA-compiled with a hand-written closed-form
-    gradient `dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat))`,
-    `g = dy * act'(z)`. Callable activations, masks and
+    `trainable=False` means inference mode, as in Keras. The training kernel
+    is the one that measured fastest where the step runs: TensorFlow's
+    `FusedBatchNormV3` then the activation in a TensorFlow graph without XLA
+    (the default `fit` mode without a GPU), Keras' own composition where XLA
+    fuses it best (inside `jax.jit` on a CPU, small 2-D inputs), and otherwise
+    an XLA-compiled kernel with a hand-written closed-form gradient
+    `dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat))`,
+    `g = dy * act'(z)`. Every kernel updates the moving statistics with the
+    biased batch variance, as Keras. Callable activations, masks and
     `synchronized=True` use the unfused `keras.ops` path (the Keras
     composition, differentiated by autodiff); so do backends other than TF/JAX
     (with the same one-pass math).

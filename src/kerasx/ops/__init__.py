@@ -10,6 +10,11 @@ TensorFlow:
 * `torch`: a `torch.autograd.Function` with the same closed-form backward;
 * any other backend: the same math composed from `keras.ops` and
   differentiated by the backend's autodiff.
+
+When the statistics need no gradient (`differentiable_statistics=False`, as in
+`BatchNormActivation`), TensorFlow outside XLA runs its own `FusedBatchNormV3`
+or the Keras composition instead, and so does JAX inside `jax.jit` on a CPU,
+where those measured faster (`_kernel_choice`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""TensorFlow kernel: XLA-compiled forward and backward, tied by custom_gradient.
+"""TensorFlow kernels: the XLA kernel and, outside XLA, TensorFlow's fused op.
 
-Forward and backward are separate `tf.function(jit_compile=True)` programs so
-that both are compiled even when the caller runs eagerly; inside an outer
-`jit_compile=True` function they are inlined into its cluster.
+`compiled`: forward and backward are separate `tf.function(jit_compile=True)`
+programs tied by `tf.custom_gradient`, so that both are compiled even when the
+caller runs eagerly; inside an outer `jit_compile=True` function they are
+inlined into its cluster. `choose` picks between it, `FusedBatchNormV3`
+(`fused_batch_norm_activation`) and the Keras composition by context.
 """
 
 from __future__ import annotations
