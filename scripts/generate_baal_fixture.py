@@ -43,7 +43,9 @@ def main():
     rng = np.random.default_rng(20261201)
     fixture = {
         "generator": "scripts/generate_baal_fixture.py",
-        "versions": {name: importlib.metadata.version(name) for name in ("baal", "numpy")},
+        "versions": {
+            name: importlib.metadata.version(name) for name in ("baal", "numpy")
+        },
         "cases": {
             "ten_classes_low_disagreement": case(rng, 30, 12, 10, 0.3),
             "three_classes_high_disagreement": case(rng, 50, 8, 3, 3.0),

@@ -2,7 +2,8 @@
 
 Run in a virtual environment with the peers (not kerasx's own):
 
-    python -m venv /tmp/peers && /tmp/peers/bin/pip install torch netcal torchmetrics scikit-learn
+    python -m venv /tmp/peers
+    /tmp/peers/bin/pip install torch netcal torchmetrics scikit-learn
     /tmp/peers/bin/python scripts/generate_calibration_fixture.py
 
 Writes `tests/fixtures/calibration_peers.json`: the seeded inputs and every
@@ -34,7 +35,9 @@ def softmax(logits):
 def multiclass_case(rng, n=400, n_classes=5):
     probs = softmax(2.0 * rng.normal(size=(n, n_classes)))
     # Labels drawn from sharpened probabilities: an overconfident-ish model.
-    labels = np.array([rng.choice(n_classes, p=softmax(np.log(p)[None] * 0.7)[0]) for p in probs])
+    labels = np.array(
+        [rng.choice(n_classes, p=softmax(np.log(p)[None] * 0.7)[0]) for p in probs]
+    )
     return probs, labels
 
 
@@ -53,7 +56,9 @@ def peers_multiclass(probs, labels):
         ),
     }
     one_hot = np.eye(n_classes)[labels]
-    values["numpy_brier_sum_over_classes"] = float(np.mean(np.sum((probs - one_hot) ** 2, 1)))
+    values["numpy_brier_sum_over_classes"] = float(
+        np.mean(np.sum((probs - one_hot) ** 2, 1))
+    )
     return values
 
 
@@ -63,7 +68,8 @@ def main():
     p = rng.uniform(0.0, 1.0, size=400)
     y = (rng.uniform(size=400) < p**1.3).astype(np.int64)
     two = np.stack([1.0 - p, p], axis=1)
-    # A row whose true class has probability 0 (NLL floor), and a confidence on a bin edge.
+    # A row whose true class has probability 0 (NLL floor), and a confidence on a
+    # bin edge.
     zero_probs = np.array([[1.0, 0.0, 0.0], [0.2, 0.5, 0.3]])
     zero_labels = np.array([1, 1])
     edge_probs = np.array([[0.5, 0.5], [0.625, 0.375]])  # 0.5: an exact edge
