@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-import keras
 import numpy as np
 import pytest
 
@@ -19,19 +15,6 @@ def _agg_backend():
     plt.switch_backend("Agg")
     yield
     plt.close("all")
-
-
-@pytest.mark.skipif(
-    keras.backend.backend() == "torch",
-    reason="on torch, `import keras` itself imports matplotlib (Keras' torch backend "
-    "imports torch._dynamo, which imports sympy.plotting)",
-)
-def test_import_does_not_import_matplotlib():
-    code = "import sys, kerasx.plotting; print('matplotlib' in sys.modules)"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "False"
 
 
 def test_reliability_diagram_bars_are_bin_accuracies():

@@ -80,10 +80,21 @@ def test_tensorflow_eager_choice():
     assert _choice(SMALL_2D) == "compiled"
 
 
-@pytest.mark.backend("jax", "torch")
+@pytest.mark.backend("jax")
 def test_compiled_kernel_elsewhere():
     assert _choice(CONV) == "compiled"
     assert _choice(SMALL_2D) == "compiled"
+
+
+@pytest.mark.backend("torch")
+def test_torch_small_dense_inputs_take_the_keras_composition_on_cpu():
+    # (256, 100) = 25 600 elements is the BN-MLP train step where the autograd
+    # Function measured 0.54x; the bound is 65 536 elements, 2-D only.
+    assert _choice(CONV) == "compiled"
+    assert _choice(SMALL_2D) == "composed"
+    assert _choice((256, 100)) == "composed"
+    assert _choice((256, 256)) == "compiled"
+    assert _choice(LARGE_2D) == "compiled"
 
 
 def _train_step(layer, x, dy, jit_compile):
