@@ -28,7 +28,7 @@ TRAIN_STEP = {
     ("JAX", "CNN", "default"): (1.026, 1.087),
     ("JAX", "MLP", "default"): (1.106, 1.355),
     ("torch", "CNN", "default"): (1.195, 1.825),
-    ("torch", "MLP", "default"): (0.543, 1.208),
+    ("torch", "MLP", "default"): (1.006, 2.025),
 }
 # `jax.jit(jax.grad(loss)).lower(...).compile().memory_analysis()` of the CNN train
 # step (build_cnn((28, 28, 1), 10), batch 128, float32), temp MB.
