@@ -67,3 +67,15 @@ def check_rows(rows: list[dict], variants: list[str]) -> dict[str, dict]:
         assert 1 <= row["best_epoch"] <= row["epochs"]
         assert row["seconds_per_epoch"] > 0
     return {row["variant"]: row for row in rows}
+
+
+def assert_dropout_on_in_training_off_in_predict(model, x) -> None:
+    """Two `training=True` calls differ (dropout active); two `predict`s agree."""
+    import keras
+
+    first = keras.ops.convert_to_numpy(model(x, training=True))
+    second = keras.ops.convert_to_numpy(model(x, training=True))
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(
+        model.predict(x, verbose=0), model.predict(x, verbose=0)
+    )

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 
-import keras
 import numpy as np
 import pytest
-from example_helpers import assert_png, check_rows, load_example
+from example_helpers import (
+    assert_dropout_on_in_training_off_in_predict,
+    assert_png,
+    check_rows,
+    load_example,
+)
 
 ALPHA = "SELU + AlphaDropout(0.1) before the output"
 VARIANTS = [
@@ -96,12 +100,7 @@ def test_dropout_active_in_training_off_in_predict_on_in_mc(run, data):
     _, _, output = run
     model = load(output / "selu_alpha.keras")
     x = data.x_valid[:16]
-    first = keras.ops.convert_to_numpy(model(x, training=True))
-    second = keras.ops.convert_to_numpy(model(x, training=True))
-    assert not np.array_equal(first, second)
-    np.testing.assert_array_equal(
-        model.predict(x, verbose=0), model.predict(x, verbose=0)
-    )
+    assert_dropout_on_in_training_off_in_predict(model, x)
     mc = to_mc(model)
     assert not np.array_equal(mc.predict(x, verbose=0), mc.predict(x, verbose=0))
 
