@@ -37,6 +37,23 @@ def invalid(name: str, expected: str, value: Any) -> ValueError:
     )
 
 
+class _Described(str):
+    """A received value described in words: shown as is, without quotes."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def invalid_described(name: str, expected: str, description: str) -> ValueError:
+    """The standard `ValueError` for a value described rather than printed.
+
+    For values whose `repr` would be unreadable (a large array, a model):
+    `invalid_described("y", "as many samples as `x` (64)", "128 samples")` reads
+    "... Received: y=<128 samples>".
+    """
+    return invalid(name, expected, _Described(f"<{description}>"))
+
+
 def is_integer(value: Any) -> bool:
     """Python or NumPy integer, not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
