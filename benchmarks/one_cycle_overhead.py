@@ -62,14 +62,14 @@ def trial(template, x, y, batch_size, epochs, one_cycle):
     return time.perf_counter() - start, timer.durations
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--samples", type=int, default=16384)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--depth", type=int, default=10)
     parser.add_argument("--tiny", action="store_true", help="smoke-test size")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.tiny:
         args.repeats, args.samples, args.epochs, args.depth = 1, 256, 2, 2
 

@@ -13,41 +13,48 @@ def test_version_is_single_sourced():
     assert kerasx.__version__ == __version__ == "0.1.0.dev0"
 
 
-def _modules_after(code: str) -> set[str]:
-    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run(
-        [sys.executable, "-c", script], check=True, capture_output=True, text=True
-    )
-    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+_IMPORT_PROBE = """
+import json, sys, time
+import keras
+before = set(sys.modules)
+start = time.perf_counter()
+import kerasx
+seconds = time.perf_counter() - start
+print(json.dumps({"added": sorted(set(sys.modules) - before), "seconds": seconds}))
+"""
 
 
-def test_import_adds_no_backend_or_plotting_library():
-    keras_only = _modules_after("import keras")
-    with_kerasx = _modules_after("import keras, kerasx")
-    added = {m.split(".")[0] for m in with_kerasx - keras_only}
+@pytest.fixture(scope="module")
+def fresh_imports() -> list[dict]:
+    """Three fresh interpreters: the modules and time `import kerasx` adds after
+    `import keras` (one interpreter serves both checks; imports cost seconds)."""
+    return [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", _IMPORT_PROBE],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        for _ in range(3)
+    ]
+
+
+def test_import_adds_no_backend_or_plotting_library(fresh_imports):
+    added = {m.split(".")[0] for m in fresh_imports[0]["added"]}
     # Neither a backend nor matplotlib comes in through kerasx (`import keras`
     # may import matplotlib itself when it is installed): only kerasx and the
     # standard library are new.
     assert added - set(sys.stdlib_module_names) <= {"kerasx"}, added
-    assert "kerasx.schedules" in with_kerasx  # registered on import
+    assert "kerasx.schedules" in fresh_imports[0]["added"]  # registered on import
 
 
-def test_import_is_fast():
+def test_import_is_fast(fresh_imports):
     # Median of three fresh interpreters: `import kerasx` after `import keras`.
-    code = (
-        "import time, keras\n"
-        "start = time.perf_counter()\n"
-        "import kerasx\n"
-        "print(time.perf_counter() - start)"
-    )
-    times = sorted(
-        float(
-            subprocess.run(
-                [sys.executable, "-c", code], check=True, capture_output=True, text=True
-            ).stdout.split()[-1]
-        )
-        for _ in range(3)
-    )
+    times = sorted(probe["seconds"] for probe in fresh_imports)
     assert times[1] < 0.150, times
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -27,10 +26,8 @@ def _run(code_or_args, timeout=600):
     ).stdout
 
 
-def test_benchmark_tiny_prints_json():
-    report = json.loads(
-        _run([str(ROOT / "benchmarks/batch_norm_activation.py"), "--tiny"])
-    )
+def test_benchmark_tiny_prints_json(run_benchmark):
+    report = run_benchmark("batch_norm_activation", ["--tiny"])
     assert report["backend"] == keras.backend.backend()
     # 2 shapes x 2 dtypes x modes x {fwd, fwd+bwd}; TensorFlow adds `graph`
     modes = {"tensorflow": {"eager", "graph", "jit"}, "jax": {"eager", "jit"}}

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import pathlib
-import subprocess
-import sys
-
 import keras
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-
-def test_benchmark_runs_tiny_and_prints_json():
-    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "mc_predict.py"), "--tiny"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        timeout=300,
-    )
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+def test_benchmark_runs_tiny_and_prints_json(run_benchmark):
+    report = run_benchmark("mc_predict", ["--tiny"])
     assert report["benchmark"] == "mc_predict"
     assert report["backend"] == keras.backend.backend()
     assert [row["batch"] for row in report["results"]] == [1, 3]

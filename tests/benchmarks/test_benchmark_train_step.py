@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import keras
 
-ROOT = Path(__file__).resolve().parents[2]
 KEYS = {
     "case",
     "mode",
@@ -26,20 +19,10 @@ KEYS = {
 }
 
 
-def test_train_step_tiny_prints_json():
+def test_train_step_tiny_prints_json(run_benchmark):
     backend = keras.backend.backend()
-    script = str(ROOT / "benchmarks/train_step.py")
-    stdout = subprocess.run(
-        # The default fit mode only: each extra mode compiles three more steps.
-        [sys.executable, script, "--tiny", "--modes", "default"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KERAS_BACKEND": backend},
-        cwd=ROOT,
-        timeout=900,
-        check=True,
-    ).stdout
-    report = json.loads(stdout)
+    # The default fit mode only: each extra mode compiles three more steps.
+    report = run_benchmark("train_step", ["--tiny", "--modes", "default"])
     assert report["benchmark"] == "train_step"
     assert report["backend"] == backend
     rows = report["results"]

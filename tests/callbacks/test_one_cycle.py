@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import pathlib
-import subprocess
-import sys
 import warnings
 
 import keras
@@ -293,19 +290,6 @@ def test_optimizer_with_schedule_learning_rate_is_refused():
             verbose=0,
             callbacks=[OneCycleScheduler(10, 0.1)],
         )
-
-
-def test_benchmark_runs_tiny():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/one_cycle_overhead.py"), "--tiny"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["benchmark"] == "one_cycle_overhead"
-    assert report["ratio"] > 0 and report["repeats"] == 1
 
 
 def hands_on_ml(iterations, max_rate=1.0):
