@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from example_helpers import assert_png, check_rows, load_example
+from example_helpers import EXAMPLE_BACKEND, assert_png, check_rows, load_example
+
+pytestmark = pytest.mark.backend(EXAMPLE_BACKEND)
 
 VARIANTS = [
     "max-pool + GAP",

@@ -13,11 +13,14 @@ import json
 import numpy as np
 import pytest
 from example_helpers import (
+    EXAMPLE_BACKEND,
     assert_dropout_on_in_training_off_in_predict,
     assert_png,
     check_rows,
     load_example,
 )
+
+pytestmark = pytest.mark.backend(EXAMPLE_BACKEND)
 
 ALPHA = "SELU + AlphaDropout(0.1) before the output"
 VARIANTS = [

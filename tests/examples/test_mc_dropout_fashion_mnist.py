@@ -7,10 +7,13 @@ import json
 import numpy as np
 import pytest
 from example_helpers import (
+    EXAMPLE_BACKEND,
     assert_dropout_on_in_training_off_in_predict,
     assert_png,
     load_example,
 )
+
+pytestmark = pytest.mark.backend(EXAMPLE_BACKEND)
 
 LIMIT, MC_SAMPLES = 600, 10
 

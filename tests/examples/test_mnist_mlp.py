@@ -7,7 +7,9 @@ import re
 
 import numpy as np
 import pytest
-from example_helpers import assert_png, check_rows, load_example
+from example_helpers import EXAMPLE_BACKEND, assert_png, check_rows, load_example
+
+pytestmark = pytest.mark.backend(EXAMPLE_BACKEND)
 
 VARIANTS = ["sigmoid + SGD", "relu + SGD", "relu + Adam"]
 BAND_CLASS = 6

@@ -8,7 +8,9 @@ import math
 import keras
 import numpy as np
 import pytest
-from example_helpers import assert_png, check_rows, load_example
+from example_helpers import EXAMPLE_BACKEND, assert_png, check_rows, load_example
+
+pytestmark = pytest.mark.backend(EXAMPLE_BACKEND)
 
 VARIANTS = ["constant", "exponential decay", "1cycle (OneCycle schedule)"]
 

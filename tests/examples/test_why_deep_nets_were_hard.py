@@ -10,11 +10,14 @@ import keras
 import numpy as np
 import pytest
 from example_helpers import (
+    EXAMPLE_BACKEND,
     assert_dropout_on_in_training_off_in_predict,
     assert_png,
     check_rows,
     load_example,
 )
+
+pytestmark = pytest.mark.backend(EXAMPLE_BACKEND)
 
 VARIANTS = [
     "4-layer sigmoid, SGD",
