@@ -23,6 +23,14 @@ _DROPOUT = ("standard", "alpha", "mc", "mc_alpha")
 _DROPOUT_POSITION = ("every", "last")
 
 
+def _model_name(name: Any) -> str | None:
+    """None or a non-empty name without `/`, which Keras refuses in names."""
+    name = _checks.optional_name(name)
+    if name is not None and "/" in name:
+        raise _checks.invalid("name", "None or a non-empty string without '/'", name)
+    return name
+
+
 def _dropout_layer(kind: str, rate: float, name: str) -> keras.layers.Layer:
     if kind == "standard":
         return keras.layers.Dropout(rate, name=name)
@@ -124,7 +132,7 @@ def build_mlp(
     _checks.regularizer("kernel_regularizer", kernel_regularizer)
     _checks.activation("output_activation", output_activation, allow_none=True)
     _checks.optional_layer("preprocessing", preprocessing)
-    name = _checks.optional_name(name)
+    name = _model_name(name)
 
     act_name = _checks.activation_name(activation)
     inputs = keras.Input(shape=input_shape, name="input")
@@ -254,7 +262,9 @@ def _conv_activation(x, *, batch_norm, fused_bn, activation, act_name, name_temp
     return keras.layers.Activation(activation, name=name_template.format(act_name))(x)
 
 
-def _check_spatial_size(input_shape: tuple, filters: tuple, downsample: str):
+def _check_spatial_size(
+    input_shape: tuple, filters: tuple, downsample: str, where: str = ""
+):
     """Every block halves the spatial size; refuse to shrink below 1 pixel."""
     for size in input_shape[:2]:
         if size is None:
@@ -266,9 +276,20 @@ def _check_spatial_size(input_shape: tuple, filters: tuple, downsample: str):
             raise _checks.invalid(
                 "filters",
                 f"at most as many blocks as halvings of the spatial size "
-                f"{input_shape[:2]} allow with downsample='{downsample}'",
+                f"{input_shape[:2]}{where} allow with downsample='{downsample}'",
                 filters,
             )
+
+
+def _check_preprocessed(preprocessing, shape: tuple, filters: tuple, downsample):
+    """The preprocessed input is still an image the blocks can halve."""
+    if len(shape) != 3 or shape[2] is None:
+        raise _checks.invalid_described(
+            "preprocessing",
+            "a layer whose output is (height, width, channels) with known channels",
+            f"layer '{preprocessing.name}' with output shape {shape}",
+        )
+    _check_spatial_size(shape, filters, downsample, where=" after preprocessing")
 
 
 def build_cnn(
@@ -368,12 +389,14 @@ def build_cnn(
         )
     _checks.initializer("kernel_initializer", kernel_initializer)
     _checks.optional_layer("preprocessing", preprocessing)
-    name = _checks.optional_name(name)
+    name = _model_name(name)
     _check_spatial_size(input_shape, filters, downsample)
 
     act_name = _checks.activation_name(activation)
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs if preprocessing is None else preprocessing(inputs)
+    if preprocessing is not None:
+        _check_preprocessed(preprocessing, tuple(x.shape[1:]), filters, downsample)
     for block, block_filters in enumerate(filters, start=1):
         for conv in range(1, convs_per_block + 1):
             is_strided = downsample == "stride" and conv == convs_per_block

@@ -38,7 +38,9 @@ class BatchNormActivation(keras.layers.Layer):
     biased batch variance, as Keras. Callable activations, masks and
     `synchronized=True` use the unfused `keras.ops` path (the Keras
     composition, differentiated by autodiff); so do backends other than TF/JAX
-    (with the same one-pass math).
+    (with the same one-pass math). An empty batch gives an empty output on
+    every path and, in training, NaN moving statistics (the statistics of no
+    elements), as Keras' BatchNormalization.
 
     Args:
         activation: Activation name (`"relu"`, `"relu6"`,
@@ -165,6 +167,12 @@ class BatchNormActivation(keras.layers.Layer):
             raise _checks.invalid("inputs", "a tensor of rank 2 to 5", input_shape)
         if not -rank <= self.axis < rank:
             raise _checks.invalid("axis", f"an integer in [-{rank}, {rank})", self.axis)
+        if input_shape[self.axis] is None:
+            raise _checks.invalid_described(
+                "inputs",
+                f"a known size on the channel axis (axis={self.axis})",
+                f"shape {tuple(input_shape)}",
+            )
         shape = (input_shape[self.axis],)
         if self.scale:
             self.gamma = self.add_weight(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib
 
 import keras
-from keras import ops
 
 from kerasx import _checks
 from kerasx.ops import _activations, _kernel, _reference, _validation
@@ -101,6 +100,7 @@ def _kernel_choice(
 
 
 def _prepare(x, axis, epsilon, activation, negative_slope, memory, output_dtype):
+    """Checks the shared arguments; returns `(x, name, axis, channels, out_dtype)`."""
     name, _ = _validation.resolve_activation(activation)
     if name is None:
         raise ValueError(
@@ -111,16 +111,10 @@ def _prepare(x, axis, epsilon, activation, negative_slope, memory, output_dtype)
     _validation.check_memory(memory, name)
     _validation.check_negative_slope(negative_slope, name, memory)
     _checks.number("epsilon", epsilon, low=0, low_open=True)
-    x = ops.convert_to_tensor(x)
-    rank = len(x.shape)
-    axis = _checks.integer("axis", axis, minimum=-rank, maximum=rank - 1)
+    x, axis, channels = _validation.floating_input(x, axis)
     dtype = keras.backend.standardize_dtype(x.dtype)
-    if "float" not in dtype:
-        raise ValueError(
-            "Invalid value received for argument `x`. Expected a floating "
-            f"tensor. Received: x.dtype={dtype}"
-        )
-    return x, name, axis % rank, output_dtype or dtype
+    out_dtype = _validation.output_dtype(output_dtype, dtype)
+    return x, name, axis, channels, out_dtype
 
 
 def batch_norm_activation(
@@ -141,12 +135,13 @@ def batch_norm_activation(
     Computes `y = act(gamma * (x - mean) / sqrt(var + epsilon) + beta)` with
     the biased batch mean and variance over every axis except `axis`
     (one-pass, shifted, in float32) and differentiates it with the closed-form
-    gradient through the batch statistics.
+    gradient through the batch statistics. An empty batch gives an empty `y`
+    and NaN statistics, as `keras.ops.moments`.
 
     Args:
-        x: Floating tensor of rank >= 2.
-        gamma: Per-channel scale, shape `(C,)`.
-        beta: Per-channel offset, shape `(C,)`.
+        x: Floating tensor of rank >= 2 with a static size `C` on `axis`.
+        gamma: Per-channel scale, shape `(C,)`; float or int, cast to float32.
+        beta: Per-channel offset, shape `(C,)`; float or int, cast to float32.
         axis: Channel axis.
         epsilon: Added to the variance.
         activation: Name of a fused activation (`relu`, `relu6`,
@@ -155,7 +150,7 @@ def batch_norm_activation(
         negative_slope: Slope of `leaky_relu` for negative inputs.
         memory: `"recompute"` saves `x` for the backward pass;
             `"invert"` saves only `y` and inverts the activation.
-        output_dtype: dtype of `y`; defaults to `x.dtype`.
+        output_dtype: Floating dtype of `y`; defaults to `x.dtype`.
         differentiable_statistics: Whether gradients flow through the
             returned statistics. `False` (what `BatchNormActivation` passes: it
             only feeds them to the moving averages) lets TensorFlow outside
@@ -181,10 +176,12 @@ def batch_norm_activation(
         Ioffe & Szegedy, "Batch Normalization", 2015; Rota Bulò et al.,
         "In-Place Activated BatchNorm", 2018 (invert mode).
     """
-    x, name, axis, out_dtype = _prepare(
+    x, name, axis, channels, out_dtype = _prepare(
         x, axis, epsilon, activation, negative_slope, memory, output_dtype
     )
-    gamma, beta = ops.convert_to_tensor(gamma), ops.convert_to_tensor(beta)
+    _checks.boolean("differentiable_statistics", differentiable_statistics)
+    gamma = _validation.channel_vector("gamma", gamma, channels)
+    beta = _validation.channel_vector("beta", beta, channels)
     choice = _kernel_choice(
         x,
         axis=axis,
@@ -238,17 +235,20 @@ def batch_norm_activation_inference(
     `a = gamma * rsqrt(variance + epsilon)` and `b = beta - mean * a`,
     the same expression Keras uses, and differentiated by autodiff.
 
+    The four per-channel vectors may be float or int; they are cast to
+    float32.
+
     Args:
-        x: Floating tensor of rank >= 2.
+        x: Floating tensor of rank >= 2 with a static size `C` on `axis`.
         mean: Per-channel mean, shape `(C,)`.
         variance: Per-channel variance, shape `(C,)`.
-        gamma: Per-channel scale.
-        beta: Per-channel offset.
+        gamma: Per-channel scale, shape `(C,)`.
+        beta: Per-channel offset, shape `(C,)`.
         axis: Channel axis.
         epsilon: Added to the variance.
         activation: Name of a fused activation.
         negative_slope: Slope of `leaky_relu` for negative inputs.
-        output_dtype: dtype of the result; defaults to `x.dtype`.
+        output_dtype: Floating dtype of the result; defaults to `x.dtype`.
 
     Returns:
         The activated, normalised tensor.
@@ -269,9 +269,13 @@ def batch_norm_activation_inference(
     Reference:
         Ioffe & Szegedy, "Batch Normalization", 2015.
     """
-    x, name, axis, out_dtype = _prepare(
+    x, name, axis, channels, out_dtype = _prepare(
         x, axis, epsilon, activation, negative_slope, "recompute", output_dtype
     )
+    vectors = {"mean": mean, "variance": variance, "gamma": gamma, "beta": beta}
+    tensors = [
+        _validation.channel_vector(key, value, channels)
+        for key, value in vectors.items()
+    ]
     _, infer = _kernels(axis, epsilon, name, negative_slope, "recompute", out_dtype)
-    tensors = [ops.convert_to_tensor(t) for t in (mean, variance, gamma, beta)]
     return infer(x, *tensors)

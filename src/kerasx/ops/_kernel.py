@@ -47,16 +47,32 @@ def channel_view(x, axis: int):
     rank = len(x.shape)
     axis = axis % rank
     channels = x.shape[axis]
-    inner = math.prod(x.shape[axis + 1 :])
-    if inner == 1:
-        return ops.reshape(x, (-1, channels)), (0,), (1, channels)
-    return ops.reshape(x, (-1, channels, inner)), (0, 2), (1, channels, 1)
+    trailing = x.shape[axis + 1 :]
+    inner = None if None in trailing else math.prod(trailing)
+    if inner is not None and channels * inner > 0:
+        # The usual case: `-1` infers `outer`, even for an empty batch.
+        outer = -1
+    else:
+        # A reshape cannot infer `-1` with a zero-size channel or inner extent,
+        # and `inner` is unknown while tracing with dynamic trailing sizes:
+        # spell the extents out from the runtime shape.
+        shape = ops.shape(x)
+        outer = math.prod(shape[:axis])
+        inner = math.prod(shape[axis + 1 :])
+    if all(size == 1 for size in trailing):
+        return ops.reshape(x, (outer, channels)), (0,), (1, channels)
+    return ops.reshape(x, (outer, channels, inner)), (0, 2), (1, channels, 1)
 
 
 def _first_element(view):
+    """Each channel's first element, of shape `stat_shape`; 0 for an empty batch.
+
+    A sum over the (at most one) leading element keeps the statistics'
+    shape `(C,)` when the batch is empty, where a slice would be empty.
+    """
     if len(view.shape) == 2:
-        return view[:1]
-    return view[:1, :, :1]
+        return ops.sum(view[:1], axis=0, keepdims=True)
+    return ops.sum(view[:1, :, :1], axis=(0, 2), keepdims=True)
 
 
 def forward_with_residuals(
@@ -135,10 +151,13 @@ def backward(
         xhat = ((saved_f - shift_b) - ops.reshape(offset, stat_shape)) * rstd
         z = gamma_b * xhat + beta_b
         g = dy_view * spec.derivative(z, negative_slope)
-    mean_g = ops.mean(g, axis=reduce_axes, keepdims=True)
-    mean_gx = ops.mean(g * xhat, axis=reduce_axes, keepdims=True)
-    dx = gamma_b * rstd * (g - mean_g - xhat * mean_gx)
+    # Sums, not means times the count: an empty batch gets zero parameter
+    # gradients (those of a sum over no elements), not 0 * NaN.
+    sum_g = ops.sum(g, axis=reduce_axes, keepdims=True)
+    sum_gx = ops.sum(g * xhat, axis=reduce_axes, keepdims=True)
     count = ops.cast(ops.size(g), "float32") / float(gamma.shape[0])
+    mean_g, mean_gx = sum_g / count, sum_gx / count
+    dx = gamma_b * rstd * (g - mean_g - xhat * mean_gx)
     if dmean is not None or dvariance is not None:
         if dmean is not None:
             dx = dx + ops.reshape(ops.cast(dmean, "float32"), stat_shape) / count
@@ -146,8 +165,8 @@ def backward(
             centred = xhat / rstd
             dvar_b = ops.reshape(ops.cast(dvariance, "float32"), stat_shape)
             dx = dx + 2.0 * dvar_b * centred / count
-    dgamma = ops.reshape(mean_gx * count, (-1,))
-    dbeta = ops.reshape(mean_g * count, (-1,))
+    dgamma = ops.reshape(sum_gx, (-1,))
+    dbeta = ops.reshape(sum_g, (-1,))
     dx = ops.reshape(ops.cast(dx, saved.dtype), ops.shape(saved))
     return dx, ops.cast(dgamma, gamma.dtype), ops.cast(dbeta, beta.dtype)
 

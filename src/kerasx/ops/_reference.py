@@ -34,7 +34,8 @@ def moments(x, axis: int, mask=None, synchronized: bool = False):
     mean = total / (count + backend.epsilon())
     squared = ops.square(ops.where(weights, x - mean, 0))
     variance = ops.sum(squared, axes, keepdims=True) / (count + backend.epsilon())
-    return ops.squeeze(mean), ops.squeeze(variance)
+    # Only the reduced axes: a bare squeeze would also drop a single channel.
+    return ops.squeeze(mean, axes), ops.squeeze(variance, axes)
 
 
 def normalize_activate(

@@ -119,6 +119,8 @@ def choose(x, axis, dtype, epsilon, out_dtype) -> str:
         # would silently change the result.
         and epsilon >= FUSED_MIN_EPSILON
         and axis == len(shape) - 1
+        # Zero channels: the count per channel below would divide by zero.
+        and shape[-1] != 0
     )
     if fusable and len(shape) == 4:
         return "fused_batch_norm"

@@ -103,7 +103,12 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
             dtypes = (x.dtype, gamma.dtype, beta.dtype)
             gamma, beta = gamma.float(), beta.float()
             shifted = None
-            if view.device.type == "cpu":
+            if view.numel() == 0:
+                # An empty batch: NaN statistics, as `keras.ops.moments`, without
+                # `var_mean`'s degrees-of-freedom warning.
+                variance = offset = torch.full_like(gamma, float("nan"))
+                shift, shifted = torch.zeros_like(gamma), view
+            elif view.device.type == "cpu":
                 # On CPU a host check is free: skip the shifted copy when the
                 # mean is small enough for `x * scale - mean * scale` to keep
                 # float32 accuracy (1e-6 of the spread), the usual case.
@@ -130,6 +135,15 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
         @staticmethod
         def backward(ctx, dy, dmean, dvariance):
             saved, gamma, beta, shift, offset, variance = ctx.saved_tensors
+            x_dtype, gamma_dtype, beta_dtype = ctx.dtypes
+            if saved.numel() == 0:
+                # ATen's batch-norm backward divides by zero on an empty batch
+                # (SIGFPE); the gradients of a sum over no elements are zeros.
+                return (
+                    torch.zeros_like(saved, dtype=x_dtype),
+                    torch.zeros_like(gamma, dtype=gamma_dtype),
+                    torch.zeros_like(beta, dtype=beta_dtype),
+                )
             view, _ = _view(saved, axis)
             view = view.float()
             rstd = torch.rsqrt(variance + epsilon)
@@ -185,7 +199,6 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
                 dx = dx + _broadcast(dmean.float(), view) / count
             if dvariance is not None:
                 dx = dx + (2.0 / count) * _broadcast(dvariance.float(), view) * centred
-            x_dtype, gamma_dtype, beta_dtype = ctx.dtypes
             dx = dx.to(x_dtype).reshape(saved.shape)
             return dx, dgamma.to(gamma_dtype), dbeta.to(beta_dtype)
 

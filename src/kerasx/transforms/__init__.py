@@ -169,7 +169,8 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     it trains the folded kernels without batch statistics.
 
     Args:
-        model: A Sequential or Functional `keras.Model`; not modified.
+        model: A built Sequential or Functional `keras.Model`; not
+            modified.
 
     Returns:
         A new model of the same kind, uncompiled.
@@ -197,6 +198,15 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
         Efficient Integer-Arithmetic-Only Inference", CVPR 2018, section 3.2.
     """
     _checks.model(model, expected="a Sequential or Functional keras.Model")
+    if isinstance(model, keras.Sequential) and not model.built:
+        # Folding multiplies weights that an unbuilt model does not have yet
+        # (Functional models are built; subclassed ones are refused below).
+        raise _checks.invalid_described(
+            "model",
+            "a built model (folding reads its weights: start a Sequential with "
+            "keras.Input, or build or call it first)",
+            f"unbuilt {type(model).__name__} '{model.name}'",
+        )
     return rewrite_model(model, _fold_rule)
 
 
