@@ -99,11 +99,25 @@ def _keras_cache_dir() -> Path:
     return Path(os.path.expanduser(keras_home)) / "datasets"
 
 
+def _cache_dir(value: object) -> Path:
+    """`cache_dir` as a `Path`: a directory path, never a file's."""
+    expected = "None or the path (str or os.PathLike) of a directory"
+    if not isinstance(value, (str, os.PathLike)):
+        raise _checks.invalid("cache_dir", expected, value)
+    raw = os.fspath(value)
+    # "" would silently mean the current directory; a file (e.g. the
+    # `mnist.npz` itself) would be skipped and the dataset downloaded.
+    if not isinstance(raw, str) or not raw or Path(raw).is_file():
+        raise _checks.invalid("cache_dir", expected, value)
+    return Path(raw)
+
+
 def search_paths(name: str, cache_dir: str | os.PathLike | None = None) -> list[Path]:
     """Lists the directories `load_data(name)` searches, in order."""
+    _checks.choice("name", name, sorted(_FINDERS))
     paths = []
     if cache_dir is not None:
-        paths.append(Path(cache_dir))
+        paths.append(_cache_dir(cache_dir))
     for entry in os.environ.get("KERASX_DATA", "").split(os.pathsep):
         if entry:
             paths.append(Path(entry))
@@ -130,7 +144,8 @@ def load_data(
 
     Args:
         name: One of `"fashion_mnist"`, `"mnist"`, `"cifar10"`.
-        cache_dir: Optional directory searched first. It may hold the files
+        cache_dir: Optional directory searched first (a `str` or
+            `os.PathLike`; a path to a file is refused). It may hold the files
             directly or in a sub-directory named like Keras' cache
             (`fashion-mnist/`, `mnist.npz`, `cifar-10-batches-py/`).
         download: Whether to try `keras.datasets` when nothing is found locally.
@@ -142,7 +157,9 @@ def load_data(
         labels `(n, 1)` for CIFAR-10.
 
     Raises:
-        ValueError: unknown `name`, or a corrupt or truncated file.
+        ValueError: unknown `name`, a `cache_dir` that is not a directory
+            path, or a corrupt or truncated file (also one whose images and
+            labels do not pair up, or whose labels are not classes 0..9).
         RuntimeError: the data is not on disk and could not be downloaded.
 
     Example:

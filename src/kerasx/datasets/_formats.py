@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import pickle
 import tarfile
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from kerasx import _checks
 
 Arrays = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 IDX_FILES = {
@@ -29,6 +32,42 @@ IDX_UBYTE = 0x08
 CIFAR_DIR = "cifar-10-batches-py"
 CIFAR_TARBALL = "cifar-10-python.tar.gz"
 CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+CIFAR_IMAGE_BYTES = 3 * 32 * 32
+#: MNIST, Fashion-MNIST and CIFAR-10 all have 10 classes, labelled 0..9.
+N_CLASSES = 10
+
+
+def check_split(
+    source: str, split: str, images: np.ndarray, labels: np.ndarray, image_ndim: int
+) -> None:
+    """Refuses images and labels that cannot be one split of a dataset.
+
+    `source` names the file(s), quoted; `split` is e.g. `"train"`.
+
+    One label per image, images of rank `image_ndim`, labels a vector of
+    integer class indices in `[0, 10)`: a file that breaks these is corrupt
+    (or not the dataset), and training on it would fail far from the cause.
+    """
+    if (
+        images.ndim != image_ndim
+        or labels.ndim != 1
+        or images.shape[0] != labels.shape[0]
+    ):
+        raise ValueError(
+            f"Corrupt {split} data in {source}: images of shape {images.shape} "
+            f"but labels of shape {labels.shape}; expected {image_ndim}-D images "
+            "and one label per image. Delete it and download it again."
+        )
+    if not np.issubdtype(labels.dtype, np.integer) or (
+        labels.size and (labels.min() < 0 or labels.max() >= N_CLASSES)
+    ):
+        values = f"dtype {labels.dtype}"
+        if labels.size and np.issubdtype(labels.dtype, np.number):
+            values += f", values in [{labels.min()}, {labels.max()}]"
+        raise ValueError(
+            f"Corrupt {split} labels in {source} ({values}): expected integer "
+            f"class indices in [0, {N_CLASSES}). Delete it and download it again."
+        )
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -44,7 +83,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         A `uint8` array with the shape stored in the header.
 
     Raises:
-        ValueError: if the file is truncated, not gzip, or not an idx file.
+        FileNotFoundError: if there is no such file.
+        ValueError: if `path` is not a path, or the file is truncated, not
+            gzip, or not an idx file.
 
     Example:
 
@@ -57,7 +98,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     ```
     """
+    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+        raise _checks.invalid("path", "a str or os.PathLike", path)
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No idx file {str(path)!r}.")
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as f:
@@ -79,7 +124,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if len(raw) < header_size:
         raise ValueError(f"Truncated idx file {str(path)!r}: incomplete header.")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    expected = header_size + int(np.prod(shape, dtype=np.int64))
+    expected = header_size + math.prod(shape)  # Exact: np.prod would wrap.
     if len(raw) != expected:
         raise ValueError(
             f"Truncated or corrupt idx file {str(path)!r}: header says shape "
@@ -92,11 +137,9 @@ def load_idx_dir(directory: Path) -> Arrays:
     arrays = {key: read_idx(directory / fname) for key, fname in IDX_FILES.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(
-                f"Inconsistent {split} files in {str(directory)!r}: images "
-                f"{images.shape}, labels {labels.shape}."
-            )
+        names = [str(directory / IDX_FILES[f"{key}_{split}"]) for key in "xy"]
+        source = " and ".join(repr(name) for name in names)
+        check_split(source, split, images, labels, image_ndim=3)
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
@@ -120,6 +163,9 @@ def load_mnist_npz(path: Path) -> Arrays:
             f"Corrupt or truncated MNIST archive {str(path)!r}: {e}. Delete it and "
             "download it again."
         ) from e
+    for split in ("train", "test"):
+        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        check_split(repr(str(path)), split, images, labels, image_ndim=3)
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
@@ -144,20 +190,33 @@ class _CifarUnpickler(pickle.Unpickler):
 def _parse_cifar_batch(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         batch = _CifarUnpickler(io.BytesIO(data), encoding="bytes").load()
-        images = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.uint8)
-        images = images.reshape(-1, 3, 32, 32)
+        images = batch[b"data"]
+        labels = np.asarray(batch[b"labels"])
     except Exception as e:
         raise ValueError(
             f"Corrupt or truncated CIFAR-10 batch {source!r}: {e}. Delete it and "
             "download the dataset again."
         ) from e
-    if len(images) != len(labels):
-        raise ValueError(
-            f"Corrupt CIFAR-10 batch {source!r}: {len(images)} images but "
-            f"{len(labels)} labels."
+    # The published batches hold a uint8 (n, 3072) array: a cast would wrap
+    # other values and a reshape would silently re-cut other widths.
+    if (
+        not isinstance(images, np.ndarray)
+        or images.dtype != np.uint8
+        or images.ndim != 2
+        or images.shape[1] != CIFAR_IMAGE_BYTES
+    ):
+        found = (
+            f"{images.dtype} array of shape {images.shape}"
+            if isinstance(images, np.ndarray)
+            else type(images).__name__
         )
-    return images, labels
+        raise ValueError(
+            f"Corrupt CIFAR-10 batch {source!r}: its data is a {found}, expected a "
+            f"uint8 array of shape (n, {CIFAR_IMAGE_BYTES}). Delete it and "
+            "download the dataset again."
+        )
+    check_split(repr(source), "CIFAR-10 batch", images, labels, image_ndim=2)
+    return images.reshape(-1, 3, 32, 32), labels.astype(np.uint8)
 
 
 def _assemble_cifar(read: Callable[[str], bytes], where: str) -> Arrays:

@@ -10,9 +10,11 @@
 
 Writes are atomic (temp file in the same directory, then `os.replace`; temp
 files of writers killed mid-save are removed by the next save of the same
-file), every kerasx layer and schedule loads without `custom_objects` (they
-are registered by `import kerasx`), and `load` turns Keras' low-level
-failures into errors that name the file and the problem.
+file) and go through symbolic links, as Keras' own `Model.save` does (the
+link's target is replaced, the link is kept); every kerasx layer and
+schedule loads without `custom_objects` (they are registered by `import
+kerasx`), and `load` turns Keras' low-level failures into errors that name
+the file and the problem.
 """
 
 from __future__ import annotations
@@ -90,7 +92,10 @@ def save(
     were and no temp file remains; if the process is killed, the next save of
     the same file removes the temp file it left. For `.json` and `.yaml` both
     the architecture and the `<stem>.weights.h5` file are written completely
-    before either is renamed; the weights file is renamed first.
+    before either is renamed; the weights file is renamed first. A target
+    that is a symbolic link is written through: the file it points to is
+    replaced (its temp file lives in that file's directory) and the link is
+    kept, as with Keras' `Model.save`.
 
     Args:
         model: The `keras.Model` to save (built, for the weight formats).
@@ -125,9 +130,18 @@ def save(
     if fmt in _ARCHITECTURE_FORMATS:
         text = _architecture_text(model, fmt)  # Fails before any file is written.
         targets.insert(0, (weights_path_of(path), ".weights.h5"))
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"Cannot save to '{path}': no directory '{directory}'.")
+    # Through symbolic links: replacing a link would leave its target stale.
+    targets = [(os.path.realpath(target), ending) for target, ending in targets]
+    for target, _ in targets:
+        directory = os.path.dirname(target)
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(
+                f"Cannot save to '{path}': no directory '{directory}'."
+            )
+        if os.path.isdir(target):
+            raise IsADirectoryError(
+                f"Cannot save to '{path}': '{target}' is a directory."
+            )
     existing = [target for target, _ in targets if os.path.exists(target)]
     if existing and not overwrite:
         raise FileExistsError(
@@ -207,6 +221,8 @@ def load(
     architecture = fmt in _ARCHITECTURE_FORMATS
     required = [path] + ([weights_path_of(path)] if architecture else [])
     for file in required:
+        if os.path.isdir(file):
+            raise IsADirectoryError(f"Cannot load '{path}': '{file}' is a directory.")
         if not os.path.isfile(file):
             raise FileNotFoundError(f"Cannot load '{path}': no such file '{file}'.")
 
@@ -214,14 +230,9 @@ def load(
         _io.load_weights_checked(model, path)
         return model
     if architecture:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-        if fmt == "json":
-            loaded = from_json(text, custom_objects=custom_objects, safe_mode=safe_mode)
-        else:
-            loaded = _from_config(
-                _read_yaml(path, text), custom_objects, safe_mode, source=f"'{path}'"
-            )
+        config = _read_json(path) if fmt == "json" else _read_yaml(path)
+        with _io.naming_file(path):
+            loaded = _from_config(config, custom_objects, safe_mode, f"'{path}'")
         _io.load_weights_checked(loaded, weights_path_of(path))
         return loaded
     return _io.load_whole_model(path, fmt, custom_objects, safe_mode, compile)
@@ -304,10 +315,25 @@ def from_json(
     return _from_config(config, custom_objects, safe_mode, source="The JSON")
 
 
-def _read_yaml(path: str, text: str) -> Any:
+def _read_text(path: str, kind: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError as error:
+        raise _io.corrupt_file_error(path, kind, error) from error
+
+
+def _read_json(path: str) -> Any:
+    try:
+        return json.loads(_read_text(path, "JSON model"))
+    except json.JSONDecodeError as error:
+        raise _io.corrupt_file_error(path, "JSON model", error) from error
+
+
+def _read_yaml(path: str) -> Any:
     yaml = _yaml()
     try:
-        return yaml.safe_load(text)
+        return yaml.safe_load(_read_text(path, "YAML model"))
     except yaml.YAMLError as error:
         raise _io.corrupt_file_error(path, "YAML model", error) from error
 

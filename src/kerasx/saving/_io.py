@@ -35,7 +35,8 @@ def atomic_targets(targets: Sequence[tuple[str, str]]) -> Iterator[list[str]]:
     final files untouched. Temp files of the same targets left by writers
     that are no longer running (killed before they could clean up) are
     removed first. The replacements happen in order, after every temp file
-    has been written and flushed to disk.
+    has been written and flushed to disk. Targets are file paths, not links:
+    `save` resolves symbolic links first, so that a link is written through.
     """
     temps = []
     for final_path, suffix in targets:
@@ -55,7 +56,10 @@ def atomic_targets(targets: Sequence[tuple[str, str]]) -> Iterator[list[str]]:
         for temp in temps:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(temp)
-    _fsync_directory(os.path.dirname(os.path.abspath(targets[0][0])))
+    for directory in dict.fromkeys(
+        os.path.dirname(os.path.abspath(final_path)) for final_path, _ in targets
+    ):
+        _fsync_directory(directory)
 
 
 def _process_is_alive(pid: int) -> bool:
@@ -126,6 +130,23 @@ def _fsync_directory(directory: str) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+@contextlib.contextmanager
+def naming_file(path: str) -> Iterator[None]:
+    """Prefixes Keras' deserialization errors with the file they come from.
+
+    Keras' messages ("Could not locate class 'Block'", "A total of 1 objects
+    could not be loaded") do not say which file was being read. A
+    `ValueError` stays a `ValueError` and a `TypeError` a `TypeError`.
+    """
+    try:
+        yield
+    except (TypeError, ValueError) as error:
+        if path in str(error):
+            raise
+        kind = ValueError if isinstance(error, ValueError) else TypeError
+        raise kind(f"Cannot load '{path}': {error}") from error
 
 
 def corrupt_file_error(path: str, kind: str, cause: Any = None) -> ValueError:
@@ -234,23 +255,36 @@ def load_whole_model(
     if not is_valid:
         raise corrupt_file_error(path, kind)
     if fmt == "keras":
-        _check_keras_config(path, kind)
+        _check_keras_archive(path, kind)
     try:
-        return keras.saving.load_model(
-            path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
-        )
+        with naming_file(path):
+            return keras.saving.load_model(
+                path,
+                custom_objects=custom_objects,
+                compile=compile,
+                safe_mode=safe_mode,
+            )
     except PermissionError:
         raise
     except _CORRUPT_ERRORS as error:
         raise corrupt_file_error(path, kind, error) from error
 
 
-def _check_keras_config(path: str, kind: str) -> None:
-    """Refuses a `.keras` archive whose `config.json` is missing or unreadable."""
+# The weights member of a `.keras` archive, as Keras' `saving_lib` reads it.
+_KERAS_WEIGHTS_MEMBERS = ("model.weights.h5", "model.weights.npz")
+
+
+def _check_keras_archive(path: str, kind: str) -> None:
+    """Refuses a `.keras` archive without a readable `config.json` or weights."""
     try:
         with zipfile.ZipFile(path) as archive:
-            if "config.json" not in archive.namelist():
+            names = archive.namelist()
+            if "config.json" not in names:
                 raise corrupt_file_error(path, kind, "no config.json in the archive")
+            if not any(name in names for name in _KERAS_WEIGHTS_MEMBERS):
+                raise corrupt_file_error(
+                    path, kind, "no weights (model.weights.h5 or .npz) in the archive"
+                )
             with archive.open("config.json") as handle:
                 config = json.loads(handle.read().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -21,7 +21,7 @@ def _check_samples(samples, classification, name="samples"):
         expected = "finite values"
         if classification:
             expected = "finite probabilities in [0, 1] summing to 1 along the last axis"
-        raise _checks.invalid(name, expected, f"<row {row}: {description}>")
+        raise _checks.invalid_described(name, expected, f"row {row}: {description}")
 
 
 def summarize(samples: Any, task: str = "classification") -> MCResult:
@@ -66,17 +66,14 @@ def summarize(samples: Any, task: str = "classification") -> MCResult:
         Learning" (BALD), 2011.
     """
     _checks.choice("task", task, _TASKS)
-    try:
-        array = np.asarray(samples, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise _checks.invalid(
-            "samples", "a numeric array of shape (T, N) or (T, N, C)", samples
-        ) from None
+    array = _stats.numeric_array(
+        "samples", samples, "a numeric array of shape (T, N) or (T, N, C)"
+    ).astype(np.float64)
     if array.ndim < 2 or 0 in array.shape:
-        raise _checks.invalid(
+        raise _checks.invalid_described(
             "samples",
             "a non-empty array of shape (T, N) or (T, N, C)",
-            f"<array of shape {array.shape}>",
+            f"array of shape {array.shape}",
         )
     classification = task == "classification"
     flat = array.ndim == 2

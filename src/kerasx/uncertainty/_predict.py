@@ -14,6 +14,8 @@ from kerasx import _checks, _keras_internals
 from kerasx.uncertainty import _sampler, _stats
 
 _TASKS = ("classification", "regression")
+#: Rows and samples are numbered by int32 counters (the MC layers' noise keys).
+INDEX_LIMIT = 2**31
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +61,8 @@ def _rows_of(leaves, where):
         )
     for leaf in leaves:
         if np.issubdtype(leaf.dtype, np.floating) and not np.all(np.isfinite(leaf)):
-            raise _checks.invalid(
-                "x", f"finite values (no NaN or inf){where}", "<array with NaN/inf>"
+            raise _checks.invalid_described(
+                "x", f"finite values (no NaN or inf){where}", "array with NaN/inf"
             )
     return rows.pop()
 
@@ -133,7 +135,9 @@ def _chunks(model, x, n_samples, batch_size, steps) -> Iterator[tuple]:
             yield start, inputs, used, *plan
             start += used
     if plan is None:
-        raise _checks.invalid("x", "at least one batch of inputs", "<no batches>")
+        raise _checks.invalid_described(
+            "x", "at least one batch of inputs", "no batches"
+        )
 
 
 def _output_structure(model, n_outputs):
@@ -167,7 +171,10 @@ def mc_predict(
     kept (shifted mean and `M2`, merged in float64 with Chan et al.'s parallel
     update), so memory is bounded by one chunk, chosen from a 64 MiB
     activation budget unless `batch_size` fixes the rows per call. Datasets
-    and generators are read one batch at a time.
+    and generators are read one batch at a time. Every statistic is the
+    float64 statistic of the float32 samples: reduced in float64 in the
+    compiled call, or, where the backend has no float64 (JAX without
+    `jax_enable_x64`), from each call's samples on the host.
 
     For class probabilities `p_t` (t = 1..T), with `p = mean_t p_t`:
     `predictive_entropy = -sum_c p_c log p_c`,
@@ -191,7 +198,8 @@ def mc_predict(
             arrays, a `keras.utils.PyDataset`, a `tf.data.Dataset`, a torch
             `DataLoader` or a generator (targets and sample weights that a
             dataset yields are ignored).
-        n_samples: Number of stochastic forward passes, >= 1.
+        n_samples: Number of stochastic forward passes, in `[1, 2**31]`
+            (samples are numbered by int32 counters).
         batch_size: Rows per compiled call. Default: from the memory budget
             (and at most one dataset batch).
         steps: For datasets and generators: number of batches to read
@@ -234,7 +242,7 @@ def mc_predict(
         Géron, Hands-On Machine Learning, 3rd ed., ch. 11 (MC dropout).
     """
     _checks.model(model)
-    n_samples = _checks.integer("n_samples", n_samples, minimum=1)
+    n_samples = _checks.integer("n_samples", n_samples, minimum=1, maximum=INDEX_LIMIT)
     batch_size = _checks.integer("batch_size", batch_size, minimum=1, allow_none=True)
     steps = _checks.integer("steps", steps, minimum=1, allow_none=True)
     seed = _checks.seed("seed", seed)
@@ -256,9 +264,16 @@ def mc_predict(
     for start, inputs, used, rows, per_call in _chunks(
         model, x, n_samples, batch_size, steps
     ):
+        if start + used > INDEX_LIMIT:
+            raise _checks.invalid_described(
+                "x",
+                f"at most {INDEX_LIMIT} rows (rows are numbered by int32 counters)",
+                f"{start + used} rows or more",
+            )
         counters = np.zeros((rows, 3), dtype=np.int32)
         counters[:, 0] = seed_word
-        counters[:, 1] = start + np.arange(rows)
+        # Padding rows repeat the last row, index included; they are dropped.
+        counters[:, 1] = start + np.minimum(np.arange(rows), used - 1)
         totals = None
         done = 0
         while done < n_samples:
@@ -266,7 +281,10 @@ def mc_predict(
             counters[:, 2] = done
             sampler = _sampler.get_sampler(model, group, classification, return_samples)
             outputs = sampler.predict_on_batch((inputs, counters))
-            stats = [_host_stats(output, used) for output in outputs]
+            stats = [
+                _host_stats(output, used, classification, return_samples)
+                for output in outputs
+            ]
             for index, output in enumerate(stats):
                 _check_output(model, output, index, len(stats), start, classification)
             totals = [
@@ -287,14 +305,30 @@ def mc_predict(
     return keras.tree.pack_sequence_as(_output_structure(model, len(results)), results)
 
 
-def _host_stats(output, used):
-    """One output's statistics as float64, padding rows removed."""
+def _host_stats(output, used, classification, return_samples):
+    """One output's statistics as float64, padding rows removed.
+
+    A sampler without float64 returns only the samples; they are reduced
+    here, in float64, to the statistics the other samplers compute in-graph.
+    """
     stats = {}
     for key, value in output.items():
         value = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)[:used]
         if key == "samples":  # The sampler returns them row-first.
             value = np.moveaxis(value, 1, 0)
         stats[key] = value
+    if "mean" in stats:
+        return stats
+    samples = stats.pop("samples")
+    stats = _stats.from_samples(samples, classification)
+    finite, minimum, maximum, sum_error = _stats.row_checks(
+        _stats.two_columns(samples), row_axis=1
+    )
+    stats["finite"] = finite
+    if classification:
+        stats.update(minimum=minimum, maximum=maximum, sum_error=sum_error)
+    if return_samples:
+        stats["samples"] = samples
     return stats
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kerasx import _checks
+
 #: How far probabilities may leave [0, 1], and row sums leave 1 (float32
 #: softmax outputs are off by a few 1e-7; logits are off by far more).
 PROBABILITY_TOLERANCE = 1e-3
@@ -19,6 +21,35 @@ PROBABILITY_TOLERANCE = 1e-3
 #: `-log(eps) = 36.04` nats instead of infinity; in an entropy the floor changes
 #: nothing (`0 * log(floor) = 0`, and `p log p` differs by < 1e-14 below it).
 LOG_FLOOR = float(np.finfo(np.float64).eps)
+
+
+def _row_lengths(value):
+    """The distinct lengths of the rows of a nested sequence, or None."""
+    try:
+        return sorted({len(row) for row in value})
+    except TypeError:
+        return None
+
+
+def numeric_array(name, value, expected):
+    """`value` as a NumPy array of booleans, integers or floats.
+
+    NumPy's own errors for ragged or non-numeric input ("inhomogeneous
+    shape", "could not convert string") do not say which argument is wrong,
+    and a complex array cast to float silently loses its imaginary part.
+    """
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError):
+        lengths = _row_lengths(value)
+        if lengths is not None and len(lengths) > 1:
+            description = f"ragged rows of lengths {lengths}"
+        else:
+            description = f"a {type(value).__name__} NumPy cannot convert"
+        raise _checks.invalid_described(name, expected, description) from None
+    if array.dtype.kind not in "biuf":
+        raise _checks.invalid_described(name, expected, f"dtype {array.dtype}")
+    return array
 
 
 def row_checks(probs, row_axis=0):

@@ -23,16 +23,25 @@ from numpy.typing import ArrayLike
 from kerasx import _checks
 from kerasx.uncertainty import _stats
 
-
-class _Shown(str):
-    """A description shown as is in the error message (no quotes)."""
-
-    def __repr__(self):
-        return str(self)
+_PROBS_SHAPE = "a non-empty array of shape (n,) or (n, n_classes)"
+_PROBS_NUMERIC = "a numeric array of shape (n,) or (n, n_classes)"
+_LABELS_NUMERIC = "integer labels (n,) or one-hot labels (n, n_classes)"
 
 
-def _invalid(name, expected, description):
-    return _checks.invalid(name, expected, _Shown(description))
+def _one_hot_labels(y_true, n_classes):
+    """Class indices of `(n, n_classes)` rows that are each exactly one-hot."""
+    ones = y_true == 1
+    valid = np.all(ones | (y_true == 0), axis=1) & (ones.sum(axis=1) == 1)
+    if not valid.all():
+        row = int(np.argmin(valid))
+        values = np.array2string(y_true[row], threshold=8, separator=", ")
+        raise _checks.invalid_described(
+            "y_true",
+            f"one-hot labels of shape (n, {n_classes}) (each row a single 1, "
+            "zeros elsewhere), or integer labels of shape (n,)",
+            f"row {row} is {values}",
+        )
+    return np.argmax(ones, axis=1)
 
 
 def check_inputs(y_true, probs):
@@ -40,17 +49,17 @@ def check_inputs(y_true, probs):
 
     `probs` is `(n, n_classes)` rows of probabilities, or `(n,)` / `(n, 1)`
     probabilities of the positive class (expanded to two columns). `y_true`
-    is `(n,)` integer labels or `(n, n_classes)` one-hot. The probability
-    check is the one `mc_predict` and `summarize` apply to their samples.
+    is `(n,)` integer labels or `(n, n_classes)` one-hot rows (each exactly
+    one 1; soft, multi-hot and all-zero rows are refused rather than
+    argmaxed). The probability check is the one `mc_predict` and `summarize`
+    apply to their samples.
     """
-    probs = np.asarray(probs, dtype=np.float64)
-    y_true = np.asarray(y_true)
+    probs = _stats.numeric_array("probs", probs, _PROBS_NUMERIC).astype(np.float64)
+    y_true = _stats.numeric_array("y_true", y_true, _LABELS_NUMERIC)
     binary = probs.ndim == 1 or (probs.ndim == 2 and probs.shape[1] == 1)
     if probs.ndim not in (1, 2) or probs.shape[0] == 0:
-        raise _invalid(
-            "probs",
-            "a non-empty array of shape (n,) or (n, n_classes)",
-            f"<array of shape {probs.shape}>",
+        raise _checks.invalid_described(
+            "probs", _PROBS_SHAPE, f"array of shape {probs.shape}"
         )
     if binary:
         probs = probs.reshape(-1, 1)
@@ -58,40 +67,41 @@ def check_inputs(y_true, probs):
     problem = _stats.probability_problem(*_stats.row_checks(probs))
     if problem is not None:
         row, description = problem
-        raise _invalid(
+        raise _checks.invalid_described(
             "probs",
             "finite probabilities in [0, 1], each row summing to 1 (within "
             f"{_stats.PROBABILITY_TOLERANCE}); apply a softmax to logits",
-            f"<row {row} has {description}>",
+            f"row {row} has {description}",
         )
     if y_true.ndim == 2 and y_true.shape[1] > 1 and not binary:
         if y_true.shape != probs.shape:
-            raise _invalid(
+            raise _checks.invalid_described(
                 "y_true",
                 f"one-hot labels of shape {probs.shape}",
-                f"<array of shape {y_true.shape}>",
+                f"array of shape {y_true.shape}",
             )
-        y_true = np.argmax(y_true, axis=1)
+        y_true = _one_hot_labels(y_true, probs.shape[1])
     y_true = y_true.reshape(-1) if y_true.ndim == 2 and y_true.shape[1] == 1 else y_true
     if y_true.ndim != 1 or y_true.shape[0] != probs.shape[0]:
-        raise _invalid(
+        raise _checks.invalid_described(
             "y_true",
             f"{probs.shape[0]} labels, one per row of `probs`",
-            f"<array of shape {y_true.shape}>",
+            f"array of shape {y_true.shape}",
         )
-    if np.issubdtype(y_true.dtype, np.floating):
-        if not np.all(np.isfinite(y_true)) or np.any(y_true != np.round(y_true)):
-            raise _invalid("y_true", "integer class labels", "<non-integer values>")
-    elif not np.issubdtype(y_true.dtype, np.integer) and y_true.dtype != bool:
-        raise _invalid("y_true", "integer class labels", f"<dtype {y_true.dtype}>")
-    labels = y_true.astype(np.int64)
-    if labels.min() < 0 or labels.max() >= probs.shape[1]:
-        raise _invalid(
+    if y_true.dtype.kind == "f" and (
+        not np.all(np.isfinite(y_true)) or np.any(y_true != np.round(y_true))
+    ):
+        raise _checks.invalid_described(
+            "y_true", "integer class labels", "non-integer values"
+        )
+    # The range is checked before the cast: 1e30 or 2**63 would wrap in int64.
+    if y_true.min() < 0 or y_true.max() >= probs.shape[1]:
+        raise _checks.invalid_described(
             "y_true",
             f"labels in [0, {probs.shape[1]})",
-            f"<labels in [{labels.min()}, {labels.max()}]>",
+            f"labels in [{int(y_true.min())}, {int(y_true.max())}]",
         )
-    return labels, probs
+    return y_true.astype(np.int64), probs
 
 
 def reliability_bins(y_true, probs, n_bins=15):
@@ -124,7 +134,8 @@ def expected_calibration_error(
     confidence is `max_c p_c` and accuracy the fraction of correct argmaxes.
 
     Args:
-        y_true: Integer labels `(n,)` or one-hot labels `(n, n_classes)`.
+        y_true: Integer labels `(n,)` or one-hot labels `(n, n_classes)`
+            (exactly one 1 per row; soft or multi-hot rows are refused).
         probs: Probabilities `(n, n_classes)` (rows sum to 1), or `(n,)`
             positive-class probabilities for a binary problem.
         n_bins: Number of equal-width bins on `[0, 1]`.
@@ -160,7 +171,8 @@ def negative_log_likelihood(y_true: ArrayLike, probs: ArrayLike) -> float:
     infinite for such a row.
 
     Args:
-        y_true: Integer labels `(n,)` or one-hot labels `(n, n_classes)`.
+        y_true: Integer labels `(n,)` or one-hot labels `(n, n_classes)`
+            (exactly one 1 per row; soft or multi-hot rows are refused).
         probs: Probabilities `(n, n_classes)`, or `(n,)` for a binary problem.
 
     Returns:
@@ -194,7 +206,8 @@ def brier_score(y_true: ArrayLike, probs: ArrayLike) -> float:
     `sklearn.metrics.brier_score_loss`; this is half the two-class sum above.
 
     Args:
-        y_true: Integer labels `(n,)` or one-hot labels `(n, n_classes)`.
+        y_true: Integer labels `(n,)` or one-hot labels `(n, n_classes)`
+            (exactly one 1 per row; soft or multi-hot rows are refused).
         probs: Probabilities `(n, n_classes)`, or `(n,)` for a binary problem.
 
     Returns:
