@@ -434,11 +434,12 @@ def test_numpy_scalar_arguments_are_accepted():
     [
         (
             lambda x, y: (x[:64], np.concatenate([y, y])[:128]),
-            r"`y`\. Expected as many samples as `x` \(64\)\. Received: y with \[128\]",
+            r"`y`\. Expected as many samples as `x` \(64\)\. "
+            r"Received: y=<\[128\] samples>",
         ),
         (
             lambda x, y: (np.where(np.arange(64)[:, None] == 9, np.nan, x), y),
-            r"`x`\. Expected finite values.*x with 4 non-finite value",
+            r"`x`\. Expected finite values.*Received: x=<4 non-finite value",
         ),
         (lambda x, y: (x[:0], y[:0]), r"`x`\. Expected at least one sample"),
         (

@@ -20,6 +20,7 @@ from kerasx.callbacks._step_hook import (
 )
 from kerasx.callbacks.exponential_lr import ExponentialLearningRate
 from kerasx.plotting import plot_lr_vs_loss
+from kerasx.schedules import _FLOAT32_MAX, _float32_rate
 
 __all__ = [
     "LRFinderResult",
@@ -39,6 +40,64 @@ DIVERGED = "diverged"
 NON_FINITE = "non-finite loss"
 DATA_EXHAUSTED = "data exhausted"
 STOPPED = "stopped by a callback"
+_STOP_REASONS = (COMPLETED, DIVERGED, NON_FINITE, DATA_EXHAUSTED, STOPPED)
+
+# More passes than this over the data is almost always a `num_steps` mistake.
+_MAX_QUIET_PASSES = 10
+
+
+def _curve(name: str, values: Any) -> np.ndarray:
+    """`values` as a 1-D float64 array; refuses anything else."""
+    expected = "a 1-D sequence of floats"
+    try:
+        array = np.asarray(values, dtype="float64")
+    except (TypeError, ValueError):
+        raise _checks.invalid(name, expected, values) from None
+    if array.ndim != 1:
+        raise _checks.invalid_described(name, expected, f"array of shape {array.shape}")
+    return array
+
+
+def _check_rates(rates: np.ndarray, name: str = "rates") -> None:
+    """Every rate is finite and > 0 (the rules work in log rate)."""
+    bad = np.flatnonzero(~(np.isfinite(rates) & (rates > 0)))
+    if bad.size:
+        index = int(bad[0])
+        first = float(rates[index])
+        raise _checks.invalid_described(
+            name,
+            "finite learning rates > 0",
+            f"{bad.size} value(s) not finite and > 0, the first {first!r} at "
+            f"index {index}",
+        )
+
+
+def _check_same_length(rates: np.ndarray, losses: np.ndarray, name: str) -> None:
+    if len(losses) != len(rates):
+        raise _checks.invalid_described(
+            name, f"as many values as `rates` ({len(rates)})", f"{len(losses)} values"
+        )
+
+
+def _rule_curve(rates: Any, losses: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The checked inputs of a suggestion rule: >= 2 points, finite, rates > 0."""
+    rates, losses = _curve("rates", rates), _curve("losses", losses)
+    _check_same_length(rates, losses, "losses")
+    if len(rates) < 2:
+        raise _checks.invalid_described(
+            "rates",
+            "a curve of at least 2 points",
+            f"{len(rates)} point(s)",
+        )
+    _check_rates(rates)
+    if not np.isfinite(losses).all():
+        index = int(np.argmin(np.isfinite(losses)))
+        raise _checks.invalid_described(
+            "losses",
+            "finite losses (`suggest` cuts the curve at the first non-finite one)",
+            f"{float(losses[index])!r} at index {index}",
+        )
+    return rates, losses
 
 
 class _BiasCorrectedEMA:
@@ -68,6 +127,7 @@ def smooth(losses: Sequence[float], smoothing: float = 0.98) -> np.ndarray:
     Returns:
         The smoothed losses (float64 array of the same length).
     """
+    losses = _curve("losses", losses)
     smoothing = _checks.number("smoothing", smoothing, low=0, high=1, high_open=True)
     average = _BiasCorrectedEMA(smoothing)
     return np.array([average.update(float(loss)) for loss in losses], dtype="float64")
@@ -79,15 +139,18 @@ def valley(rates: Sequence[float], losses: Sequence[float]) -> float:
     The longest (not necessarily contiguous) decreasing subsequence ends at
     `end`, starts at `start = end - length`, and the suggestion is the rate at
     `start + int((end - start) / 3) + int((end - start) / 6)`. Applied to all
-    the points given (no trimming; see `suggest`).
+    the points given (no trimming; see `suggest`). When that index is -1 (a run
+    of 2 points from the first one) the suggestion is the first rate, where
+    fastai's Python indexing wraps around to the last, highest rate.
 
     Args:
-        rates: Learning rates, increasing.
+        rates: Learning rates, increasing, finite and > 0 (at least 2).
         losses: Smoothed loss at each rate, finite.
 
     Returns:
         The suggested rate.
     """
+    rates, losses = _rule_curve(rates, losses)
     lengths = np.ones(len(losses), dtype=int)
     max_start = max_end = 0
     for i in range(1, len(losses)):
@@ -97,7 +160,7 @@ def valley(rates: Sequence[float], losses: Sequence[float]) -> float:
             if lengths[max_end] < lengths[i]:
                 max_end, max_start = i, i - lengths[i]
     section = (max_end - max_start) / 3
-    return float(rates[max_start + int(section) + int(section / 2)])
+    return float(rates[max(max_start + int(section) + int(section / 2), 0)])
 
 
 def steep(rates: Sequence[float], losses: Sequence[float]) -> float:
@@ -106,13 +169,13 @@ def steep(rates: Sequence[float], losses: Sequence[float]) -> float:
     The rate at `argmin_k (loss_{k+1} - loss_k) / (log rate_{k+1} - log rate_k)`.
 
     Args:
-        rates: Learning rates, increasing (at least 2).
+        rates: Learning rates, increasing, finite and > 0 (at least 2).
         losses: Smoothed loss at each rate, finite.
 
     Returns:
         The suggested rate.
     """
-    rates, losses = np.asarray(rates, "float64"), np.asarray(losses, "float64")
+    rates, losses = _rule_curve(rates, losses)
     slopes = np.diff(losses) / np.diff(np.log(rates))
     return float(rates[int(np.argmin(slopes))])
 
@@ -121,13 +184,14 @@ def minimum(rates: Sequence[float], losses: Sequence[float]) -> float:
     """fastai's `minimum`: the rate at the lowest loss, divided by 10.
 
     Args:
-        rates: Learning rates.
+        rates: Learning rates, finite and > 0 (at least 2).
         losses: Smoothed loss at each rate, finite.
 
     Returns:
         The suggested rate.
     """
-    return float(rates[int(np.argmin(np.asarray(losses, "float64")))]) / 10
+    rates, losses = _rule_curve(rates, losses)
+    return float(rates[int(np.argmin(losses))]) / 10
 
 
 _RULES = {"valley": valley, "steep": steep, "minimum": minimum}
@@ -143,16 +207,18 @@ def suggestion_range(
 
     Args:
         smoothed_losses: The recorded smoothed losses.
-        num_steps: The requested length of the sweep (fastai's `num_it`);
-            defaults to the number of recorded points.
+        num_steps: The requested length of the sweep (fastai's `num_it`), an
+            integer >= 0; defaults to the number of recorded points.
 
     Returns:
         `(start, stop)` indices; `stop <= start` when no point is left.
     """
+    smoothed_losses = _curve("smoothed_losses", smoothed_losses)
+    num_steps = _checks.integer("num_steps", num_steps, minimum=0, allow_none=True)
     count = len(smoothed_losses)
     num_steps = count if num_steps is None else num_steps
     start, stop = num_steps // 10, count - 5
-    finite = np.isfinite(np.asarray(smoothed_losses, "float64")[start:stop])
+    finite = np.isfinite(smoothed_losses[start:stop])
     if not finite.all():
         stop = start + int(np.argmin(finite))
     return start, stop
@@ -172,8 +238,9 @@ def suggest(
     infinite one). With fewer than 2 points left every suggestion is NaN.
 
     Args:
-        rates: Learning rates of the recorded points, increasing.
-        smoothed_losses: Smoothed loss of each point (see `smooth`).
+        rates: Learning rates of the recorded points, increasing, finite and > 0.
+        smoothed_losses: Smoothed loss of each point (see `smooth`), as many
+            as `rates`.
         num_steps: The requested length of the sweep (fastai's `num_it`);
             defaults to the number of recorded points.
 
@@ -196,8 +263,10 @@ def suggest(
         - fastai `Learner.lr_find` and `valley` / `steep` / `minimum`
           (`fastai.callback.schedule`, fastai 2.8).
     """
-    rates = np.asarray(rates, "float64")
-    losses = np.asarray(smoothed_losses, "float64")
+    rates = _curve("rates", rates)
+    losses = _curve("smoothed_losses", smoothed_losses)
+    _check_same_length(rates, losses, "smoothed_losses")
+    _check_rates(rates)
     start, stop = suggestion_range(losses, num_steps)
     if stop - start < 2:
         return dict.fromkeys(_RULES, math.nan)
@@ -267,8 +336,9 @@ class LRFinderResult:
         Returns:
             An `LRFinderResult`.
         """
-        rates = np.asarray(rates, dtype="float64")
-        losses = np.asarray(losses, dtype="float64")
+        rates, losses = _curve("rates", rates), _curve("losses", losses)
+        _check_same_length(rates, losses, "losses")
+        stop_reason = _checks.choice("stop_reason", stop_reason, _STOP_REASONS)
         smoothed = smooth(losses, smoothing)
         num_steps = len(rates) if num_steps is None else num_steps
         suggestions = suggest(rates, smoothed, num_steps)
@@ -327,14 +397,6 @@ class _Snapshot:
             setattr(self.model, name, value)
 
 
-def _invalid(name: str, expected: str, received: str) -> ValueError:
-    """The `_checks` message, for a value described rather than printed."""
-    return ValueError(
-        f"Invalid value received for argument `{name}`. Expected {expected}. "
-        f"Received: {received}"
-    )
-
-
 def _array_leaves(data) -> list | None:
     """The leaves of array-like data (possibly nested); None for other inputs."""
     if data is None:
@@ -355,18 +417,18 @@ def _check_arrays(named_leaves: dict[str, list]) -> int:
         if leaves
     }
     if len(counts["x"]) != 1:
-        raise _invalid(
+        raise _checks.invalid_described(
             "x",
             "arrays with the same number of samples",
-            f"x with {sorted(counts['x'])} samples",
+            f"arrays of {sorted(counts['x'])} samples",
         )
     (samples,) = counts["x"]
     for name in ("y", "sample_weight"):
         if name in counts and counts[name] != {samples}:
-            raise _invalid(
+            raise _checks.invalid_described(
                 name,
                 f"as many samples as `x` ({samples})",
-                f"{name} with {sorted(counts[name])} samples",
+                f"{sorted(counts[name])} samples",
             )
     for name, leaves in named_leaves.items():
         for leaf in leaves:
@@ -374,11 +436,11 @@ def _check_arrays(named_leaves: dict[str, list]) -> int:
             if np.issubdtype(values.dtype, np.inexact):
                 bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
                 if bad:
-                    raise _invalid(
+                    raise _checks.invalid_described(
                         name,
                         "finite values (a NaN or inf in the data makes every loss "
                         "after it NaN)",
-                        f"{name} with {bad} non-finite value(s)",
+                        f"{bad} non-finite value(s)",
                     )
     return samples
 
@@ -457,6 +519,8 @@ def find_learning_rate(
     permuted once with a permutation drawn from NumPy's global RNG, which
     `keras.utils.set_random_seed` seeds and the restore puts back; a
     `PyDataset`'s batch order is shuffled as `fit` shuffles it.
+    A sweep that would pass over the data more than 10 times (a `num_steps`
+    far above the batches of `x`) warns before it starts.
 
     Afterwards the model's variables (weights, non-trainable state,
     seed-generator states), every optimizer variable (iterations, slots,
@@ -467,17 +531,20 @@ def find_learning_rate(
     Args:
         model: A compiled, built model whose optimizer has a float learning rate.
         x: Input data (see above).
-        y: Targets, for array inputs.
+        y: Targets, for array inputs; required when the model was compiled
+            with a loss.
         epochs: Passes over the data when `num_steps` is None.
         batch_size: Batch size for array inputs.
-        min_rate: First learning rate, > 0.
-        max_rate: Last learning rate, > `min_rate`.
+        min_rate: First learning rate, > 0 (a positive normal float32).
+        max_rate: Last learning rate, > `min_rate` (a positive normal float32,
+            at most `3.4e38` times `min_rate`).
         num_steps: Steps of the sweep, >= 2; default `epochs` epochs of `x`.
         smoothing: EMA coefficient for `smoothed_losses`, in [0, 1).
         divergence_threshold: Early-stop factor, > 1.
         shuffle: Whether to permute array inputs (as `fit` does by default).
         sample_weight: Per-sample weights, for array inputs.
-        callbacks: Extra callbacks for the sweep's `fit` (e.g. progress).
+        callbacks: Extra callbacks for the sweep's `fit` (e.g. progress), a
+            sequence of `keras.callbacks.Callback`.
 
     Returns:
         An `LRFinderResult` (`rates, losses = result`).
@@ -500,20 +567,20 @@ def find_learning_rate(
     """
     _checks.model(model)
     if not getattr(model, "compiled", False) or model.optimizer is None:
-        raise _invalid(
+        raise _checks.invalid_described(
             "model",
             "a compiled model (call `model.compile(optimizer, loss)` first)",
-            f"an uncompiled model {model.name!r}",
+            f"uncompiled model {model.name!r}",
         )
     if not model.built:
-        raise _invalid(
+        raise _checks.invalid_described(
             "model",
             "a built model (give it an `Input` or call it on a batch) so that its "
             "weights can be restored",
-            f"an unbuilt model {model.name!r}",
+            f"unbuilt model {model.name!r}",
         )
     check_learning_rate_is_variable(model.optimizer)
-    min_rate = _checks.number("min_rate", min_rate, low=0, low_open=True)
+    min_rate = _float32_rate("min_rate", min_rate)
     max_rate = _checks.number(
         "max_rate",
         max_rate,
@@ -521,6 +588,15 @@ def find_learning_rate(
         low_open=True,
         expected=f"a float > min_rate={min_rate}",
     )
+    max_rate = _float32_rate("max_rate", max_rate)
+    if max_rate / min_rate > _FLOAT32_MAX:
+        # The sweep computes (max_rate / min_rate) ** (k / (num_steps - 1)).
+        raise _checks.invalid(
+            "max_rate",
+            f"a float with max_rate / min_rate <= {_FLOAT32_MAX:.8g} (the sweep's "
+            f"growth is computed in float32; it is {max_rate / min_rate:.6g})",
+            max_rate,
+        )
     smoothing = _checks.number("smoothing", smoothing, low=0, high=1, high_open=True)
     divergence_threshold = _checks.number(
         "divergence_threshold", divergence_threshold, low=1, low_open=True
@@ -529,6 +605,20 @@ def find_learning_rate(
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
     num_steps = _checks.integer("num_steps", num_steps, minimum=2, allow_none=True)
     shuffle = _checks.boolean("shuffle", shuffle)
+    if (
+        isinstance(callbacks, (str, bytes))
+        or not isinstance(callbacks, Sequence)
+        or not all(isinstance(c, keras.callbacks.Callback) for c in callbacks)
+    ):
+        raise _checks.invalid(
+            "callbacks", "a sequence of keras.callbacks.Callback instances", callbacks
+        )
+    if x is None:
+        raise _checks.invalid(
+            "x",
+            "input data (arrays, a dataset, a `keras.utils.PyDataset` or a generator)",
+            x,
+        )
 
     optimizer = model.optimizer
     if not optimizer.built:
@@ -541,11 +631,20 @@ def find_learning_rate(
         for name, data in (("y", y), ("sample_weight", sample_weight)):
             leaves = _array_leaves(data)
             if leaves is None:
-                raise _invalid(name, "arrays, as `x` is", f"a {type(data).__name__}")
+                raise _checks.invalid_described(
+                    name, "arrays, as `x` is", f"a {type(data).__name__}"
+                )
             named[name] = leaves
+        if y is None and model.loss is not None:
+            raise _checks.invalid(
+                "y",
+                "targets for array `x`, as the model's loss needs them (only a "
+                "dataset or generator can yield its own `(x, y)` batches)",
+                y,
+            )
         samples = _check_arrays(named)
         if samples == 0:
-            raise _invalid("x", "at least one sample", "x with 0 samples")
+            raise _checks.invalid_described("x", "at least one sample", "0 samples")
         # Whole batches only, so every recovered batch loss is exact.
         steps_per_epoch = max(samples // batch_size, 1)
         total = num_steps or epochs * steps_per_epoch
@@ -564,7 +663,7 @@ def find_learning_rate(
                 None,
             )
         if steps_per_epoch == 0:
-            raise _invalid("x", "at least one batch", "x with 0 batches")
+            raise _checks.invalid_described("x", "at least one batch", "0 batches")
         total = num_steps or epochs * steps_per_epoch
         if steps_per_epoch is None:
             fit_kwargs.update(epochs=1, steps_per_epoch=total)
@@ -574,12 +673,30 @@ def find_learning_rate(
         # snapshot restores); for other inputs it would only warn that it cannot.
         fit_kwargs.update(shuffle=shuffle and isinstance(x, keras.utils.PyDataset))
     if total < 2:
-        raise _invalid(
+        raise _checks.invalid_described(
             "num_steps",
             "a sweep of at least 2 steps",
-            f"{total} step(s) from batch_size={batch_size}, epochs={epochs}",
+            f"None: {total} step(s) from batch_size={batch_size}, epochs={epochs}",
         )
-    sweep = ExponentialLearningRate((max_rate / min_rate) ** (1.0 / (total - 1)))
+    factor = (max_rate / min_rate) ** (1.0 / (total - 1))
+    if not np.float32(factor) > 1:
+        raise _checks.invalid(
+            "max_rate",
+            f"a float far enough above min_rate={min_rate} that the per-step "
+            f"factor (max_rate / min_rate) ** (1 / ({total} - 1)) = {factor!r} is "
+            "> 1 in float32 (else every step has the same rate)",
+            max_rate,
+        )
+    passes = fit_kwargs["epochs"]
+    if passes > _MAX_QUIET_PASSES:
+        warnings.warn(
+            f"find_learning_rate: the sweep of {total} steps makes {passes} passes "
+            f"over the data ({steps_per_epoch} batch(es) each), more than "
+            f"{_MAX_QUIET_PASSES}; a range test usually needs one. Pass a smaller "
+            "`num_steps` (or `epochs`) unless this is intended.",
+            stacklevel=2,
+        )
+    sweep = ExponentialLearningRate(factor)
     stopper = _StopOnDivergence(sweep, total, smoothing, divergence_threshold)
     snapshot = _Snapshot(model)
     try:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kerasx import _checks
+
 if TYPE_CHECKING:  # pragma: no cover
     from kerasx.lr_finder import LRFinderResult
 
@@ -131,6 +133,17 @@ def plot_lr_vs_loss(result: LRFinderResult, ax=None):
     Returns:
         The matplotlib Axes.
     """
+    # Imported here: `kerasx.lr_finder` imports this module.
+    from kerasx.lr_finder import LRFinderResult
+
+    if not isinstance(result, LRFinderResult):
+        raise _checks.invalid_described(
+            "result",
+            "a kerasx.lr_finder.LRFinderResult (from `find_learning_rate`, or "
+            "`LRFinderResult.from_losses(rates, losses)` for recorded rates and "
+            "losses)",
+            f"a {type(result).__name__}",
+        )
     import matplotlib.pyplot as plt
 
     if ax is None:

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from kerasx import _checks
@@ -13,6 +14,41 @@ from kerasx import _checks
 __all__ = ["OneCycle"]
 
 _ANNEAL_STRATEGIES = ("cos", "linear")
+
+# Learning rates live in float32 variables: a rate outside the positive normal
+# float32 range is applied as inf, 0 or a subnormal that has lost its precision.
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_RANGE = f"[{_FLOAT32_TINY:.8g}, {_FLOAT32_MAX:.8g}]"
+
+
+def _is_normal_float32(value: float) -> bool:
+    """Whether `value` is a positive normal float32 (finite, no underflow)."""
+    return _FLOAT32_TINY <= value <= _FLOAT32_MAX
+
+
+def _float32_rate(name: str, value: Any) -> float:
+    """A float > 0 that is a positive normal float32, as a Python `float`."""
+    value = _checks.number(name, value, low=0, low_open=True)
+    if not _is_normal_float32(value):
+        raise _checks.invalid(
+            name,
+            f"a float in {_FLOAT32_RANGE} (a positive normal float32: learning "
+            "rates are computed and applied in float32)",
+            value,
+        )
+    return value
+
+
+def _check_derived_rate(name: str, value: Any, formula: str, derived: float) -> None:
+    """Raises for `name` unless the rate `formula` (= `derived`) is normal float32."""
+    if not _is_normal_float32(derived):
+        raise _checks.invalid(
+            name,
+            f"a value that makes {formula} a positive normal float32, in "
+            f"{_FLOAT32_RANGE} (it is {derived:.6g})",
+            value,
+        )
 
 
 def _anneal(step, start_step, end_step, start_value, end_value, strategy):
@@ -48,7 +84,8 @@ def _piecewise(step, phases, strategy):
     value = _anneal(step, *phases[-1], strategy)
     for start, end, start_value, end_value in reversed(phases[:-1]):
         phase_value = _anneal(step, start, end, start_value, end_value, strategy)
-        value = ops.where(step <= math.floor(end), phase_value, value)
+        # A float bound: a Python int above 2**31 - 1 overflows JAX's int32.
+        value = ops.where(step <= float(math.floor(end)), phase_value, value)
     return value
 
 
@@ -87,9 +124,15 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     extrapolates) the schedule stays at `minimum`. Values are computed in
     float32 to within 1e-6 relative of PyTorch's float64 values.
 
+    The three rates `initial`, `max_learning_rate` and `minimum` must be
+    positive normal float32 values (in `[1.1754944e-38, 3.4028235e+38]`), as
+    the schedule is computed in float32; any other combination is refused.
+
     Args:
         max_learning_rate: Peak learning rate, a float > 0.
-        total_steps: Length of the cycle in optimizer steps, an int >= 2.
+        total_steps: Length of the cycle in optimizer steps, an int >= 2 (any
+            size: steps are counted in float32, exact up to 2**24 and within
+            one part in 1e7 of the cycle beyond).
         pct_start: Fraction of the cycle spent warming up, in (0, 1).
         anneal_strategy: `"cos"` or `"linear"`.
         div_factor: `initial = max_learning_rate / div_factor`, a float > 0.
@@ -127,9 +170,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         three_phase: bool = False,
         name: str = "OneCycle",
     ) -> None:
-        max_learning_rate = _checks.number(
-            "max_learning_rate", max_learning_rate, low=0, low_open=True
-        )
+        max_learning_rate = _float32_rate("max_learning_rate", max_learning_rate)
         total_steps = _checks.integer("total_steps", total_steps, minimum=2)
         three_phase = _checks.boolean("three_phase", three_phase)
         if three_phase:
@@ -159,6 +200,20 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         final_div_factor = _checks.number(
             "final_div_factor", final_div_factor, low=0, low_open=True
         )
+        initial_learning_rate = max_learning_rate / div_factor
+        _check_derived_rate(
+            "div_factor",
+            div_factor,
+            "the initial learning rate max_learning_rate / div_factor",
+            initial_learning_rate,
+        )
+        _check_derived_rate(
+            "final_div_factor",
+            final_div_factor,
+            "the minimum learning rate max_learning_rate / div_factor / "
+            "final_div_factor",
+            initial_learning_rate / final_div_factor,
+        )
         self.max_learning_rate = float(max_learning_rate)
         self.total_steps = total_steps
         self.pct_start = float(pct_start)
@@ -186,6 +241,9 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return [(0.0, first_end, *warmup), (first_end, last_step, peak[0], end)]
 
     def _step(self, step):
+        if _checks.is_real(step):
+            # Via float: JAX would convert a Python int above 2**31 - 1 to int32.
+            step = float(step)
         step = ops.cast(step, "float32")
         return ops.clip(step, 0.0, float(self.total_steps - 1))
 

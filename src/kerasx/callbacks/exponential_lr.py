@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from kerasx import _checks
 from kerasx.callbacks._step_hook import StepHook, check_learning_rate_is_variable
+from kerasx.schedules import (
+    _FLOAT32_MAX,
+    _FLOAT32_RANGE,
+    _FLOAT32_TINY,
+    _float32_rate,
+    _is_normal_float32,
+)
+
+# The next rate is predicted in float64 from the float32 inputs; the train step
+# computes it in float32 (`power` to within a few ulps), hence the margin.
+_LOG_MARGIN = 1e-4
+_LOG_LOWEST, _LOG_HIGHEST = math.log(_FLOAT32_TINY), math.log(_FLOAT32_MAX)
+
+
+def _scientific(log_value: float) -> str:
+    """`exp(log_value)` written as `1.5e+57`, also beyond the float64 range."""
+    exponent = math.floor(log_value / math.log(10))
+    mantissa = math.exp(log_value - exponent * math.log(10))
+    return f"{mantissa:.3g}e{exponent:+03d}"
 
 
 @keras.saving.register_keras_serializable(package="kerasx")
@@ -25,16 +47,25 @@ class ExponentialLearningRate(keras.callbacks.Callback):
     `loss_k = k * mean_k - (k - 1) * mean_{k-1}`   (k = 1, 2, ... within an epoch)
 
     in float64. A smaller final batch is recovered under the same equal-size
-    assumption (drop the remainder when that matters). The lists are reset when
-    training begins. After `fit`, completed or interrupted, the optimizer holds
-    the last applied rate, as `keras.callbacks.LearningRateScheduler` leaves it,
-    and nothing of the sweep stays installed.
+    assumption (drop the remainder when that matters). The recorded rate is the
+    one actually applied: the float32 value of the optimizer's learning-rate
+    variable. When the next rate (or `factor ** k`, computed on the way) would
+    leave the positive normal float32 range (overflow to inf, or underflow
+    below 1.1754944e-38), training stops after the current batch with a
+    warning, as `keras.callbacks.TerminateOnNaN` stops it, instead of applying
+    inf. The lists are reset when training begins. After `fit`, completed or
+    interrupted, the optimizer holds the last applied rate, as
+    `keras.callbacks.LearningRateScheduler` leaves it, and nothing of the sweep
+    stays installed.
 
     Args:
-        factor: Multiplicative step, a float > 0 (> 1 for a sweep upwards).
+        factor: Multiplicative step, a float > 0 (> 1 for a sweep upwards)
+            that is a positive normal float32. The optimizer's learning rate
+            when training begins must be a positive normal float32 too.
 
     Attributes:
-        rates: Learning rate of every batch (Python floats).
+        rates: Learning rate applied at every batch (Python floats of the
+            float32 values).
         losses: Loss of every batch (Python floats).
 
     Example:
@@ -58,7 +89,7 @@ class ExponentialLearningRate(keras.callbacks.Callback):
 
     def __init__(self, factor: float) -> None:
         super().__init__()
-        self.factor = _checks.number("factor", factor, low=0, low_open=True)
+        self.factor = _float32_rate("factor", factor)
         self.rates: list[float] = []
         self.losses: list[float] = []
         self._hook = None
@@ -74,6 +105,16 @@ class ExponentialLearningRate(keras.callbacks.Callback):
             )
         self.rates, self.losses = [], []
         self._initial_rate = float(ops.convert_to_numpy(model.optimizer.learning_rate))
+        if not _is_normal_float32(self._initial_rate):
+            raise _checks.invalid(
+                "optimizer.learning_rate",
+                f"a positive normal float32 to start the sweep from, in "
+                f"{_FLOAT32_RANGE}",
+                self._initial_rate,
+            )
+        self._log_initial = math.log(self._initial_rate)
+        # The train step raises the float32 factor to the power: predict with it.
+        self._log_factor = math.log(float(np.float32(self.factor)))
         self._accumulation = model.optimizer.gradient_accumulation_steps or 1
         self._batches_seen = 0
         start = int(ops.convert_to_numpy(model.optimizer.iterations))
@@ -92,9 +133,48 @@ class ExponentialLearningRate(keras.callbacks.Callback):
         mean = float((logs or {})["loss"])
         self.losses.append((batch + 1) * mean - batch * self._previous_mean)
         self._previous_mean = mean
-        step = self._batches_seen // self._accumulation
-        self.rates.append(self._initial_rate * self.factor**step)
+        self.rates.append(self._applied_rate())
         self._batches_seen += 1
+        self._stop_before_float32_overflow(self._batches_seen // self._accumulation)
+
+    def _applied_rate(self) -> float:
+        """The float32 value of the optimizer's learning-rate variable, now."""
+        # JAX's `fit` keeps the variables' values outside them between batches;
+        # its public sync puts them back (a no-op once synced).
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+        return float(ops.convert_to_numpy(self._hook.variable))
+
+    def _stop_before_float32_overflow(self, step: int) -> None:
+        """Stops training when the rate of `step` would not be a normal float32.
+
+        The train step computes `initial * factor ** step` in float32, so both
+        the rate and the power on the way to it must stay in range.
+        """
+        log_power = step * self._log_factor
+        candidates = (
+            (
+                f"the next learning rate {self._initial_rate:.6g} * factor ** {step}",
+                self._log_initial + log_power,
+            ),
+            (f"factor ** {step}, on the way to the next learning rate", log_power),
+        )
+        for quantity, log_value in candidates:
+            if log_value > _LOG_HIGHEST - _LOG_MARGIN:
+                problem = f"overflow float32 (max {_FLOAT32_MAX:.8g})"
+            elif log_value < _LOG_LOWEST + _LOG_MARGIN:
+                problem = f"underflow float32 (smallest normal {_FLOAT32_TINY:.8g})"
+            else:
+                continue
+            warnings.warn(
+                f"ExponentialLearningRate: stopping training after "
+                f"{len(self.rates)} batch(es): {quantity} = {_scientific(log_value)} "
+                f"would {problem}. Use a factor closer to 1 or fewer steps.",
+                stacklevel=2,
+            )
+            self.model.stop_training = True
+            return
 
     def on_train_end(self, logs=None):
         if self._hook is not None:

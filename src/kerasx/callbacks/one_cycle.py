@@ -6,11 +6,18 @@ import warnings
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from kerasx import _checks
 from kerasx.callbacks._step_hook import StepHook, check_learning_rate_is_variable
-from kerasx.schedules import _check_momentum, _piecewise
+from kerasx.schedules import (
+    _FLOAT32_RANGE,
+    _check_momentum,
+    _float32_rate,
+    _is_normal_float32,
+    _piecewise,
+)
 
 
 class _HandsOnMLOneCycle(keras.optimizers.schedules.LearningRateSchedule):
@@ -42,13 +49,26 @@ class _HandsOnMLOneCycle(keras.optimizers.schedules.LearningRateSchedule):
         )
 
 
-def _check_rate(name: str, value, max_rate: float | None = None) -> float:
-    if max_rate is None:
-        return _checks.number(name, value, low=0, low_open=True)
+def _check_rate(name: str, value, max_rate: float, default: str, derived: float):
+    """A rate in `(0, max_rate]` that is a positive normal float32.
+
+    `value` None stands for the default rate `derived` (the formula `default`,
+    e.g. "max_rate / 10"), which must be a positive normal float32 too.
+    """
+    if value is None:
+        if not _is_normal_float32(derived):
+            raise _checks.invalid(
+                name,
+                f"an explicit {name}: its default {default} = {derived:.6g} is not "
+                f"a positive normal float32 (in {_FLOAT32_RANGE})",
+                None,
+            )
+        return derived
     expected = f"a float > 0 and <= max_rate ({max_rate})"
-    return _checks.number(
+    value = _checks.number(
         name, value, low=0, high=max_rate, low_open=True, expected=expected
     )
+    return _float32_rate(name, value)
 
 
 @keras.saving.register_keras_serializable(package="kerasx")
@@ -83,7 +103,9 @@ class OneCycleScheduler(keras.callbacks.Callback):
         iterations: Length of the cycle in optimizer steps, an integer >= 2 (for
             example `epochs * math.ceil(n_samples / batch_size)`), or None for
             the whole `fit`.
-        max_rate: Peak learning rate, a float > 0 (required).
+        max_rate: Peak learning rate, a float > 0 (required). `max_rate`,
+            `start_rate` and `last_rate` (given or default) must be positive
+            normal float32 values, in `[1.1754944e-38, 3.4028235e+38]`.
         start_rate: Rate at step 0; defaults to `max_rate / 10`.
         last_iterations: Length of the final annealing phase; defaults to
             `iterations // 10 + 1`.
@@ -134,11 +156,13 @@ class OneCycleScheduler(keras.callbacks.Callback):
         iterations = _checks.integer(
             "iterations", iterations, minimum=2, allow_none=True
         )
-        max_rate = _check_rate("max_rate", max_rate)
-        start_rate = max_rate / 10 if start_rate is None else start_rate
-        start_rate = _check_rate("start_rate", start_rate, max_rate)
-        last_rate = start_rate / 1000 if last_rate is None else last_rate
-        last_rate = _check_rate("last_rate", last_rate, max_rate)
+        max_rate = _float32_rate("max_rate", max_rate)
+        start_rate = _check_rate(
+            "start_rate", start_rate, max_rate, "max_rate / 10", max_rate / 10
+        )
+        last_rate = _check_rate(
+            "last_rate", last_rate, max_rate, "start_rate / 1000", start_rate / 1000
+        )
         if iterations is None:
             last_iterations = _checks.integer(
                 "last_iterations", last_iterations, minimum=1, allow_none=True
@@ -264,6 +288,15 @@ class OneCycleScheduler(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         optimizer = self.model.optimizer
         check_learning_rate_is_variable(optimizer)
+        dtype = keras.backend.standardize_dtype(optimizer.iterations.dtype)
+        largest_step = int(np.iinfo(dtype).max)
+        if self.start_step > largest_step:
+            raise _checks.invalid(
+                "start_step",
+                f"an integer <= {largest_step} (this optimizer counts its steps in "
+                f"{dtype})",
+                self.start_step,
+            )
         self._updates_per_epoch = None
         if self._arguments is not None and self._arguments["iterations"] is None:
             self.schedule, self._updates_per_epoch = self._fit_cycle()
