@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from kerasx.plotting import reliability_diagram
-
-plt = pytest.importorskip("matplotlib.pyplot", reason="matplotlib not installed")
 
 
 @pytest.fixture(autouse=True)

@@ -11,12 +11,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import trove_classifiers
+import yaml
 
-yaml = pytest.importorskip("yaml")
 try:
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    tomllib = pytest.importorskip("tomli")
+except ModuleNotFoundError:  # Python 3.10: tomli is in the `dev` extra.
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -65,10 +66,9 @@ def test_version_matches_installed_distribution():
 
 
 def test_classifiers_are_valid_trove_classifiers():
-    trove = pytest.importorskip("trove_classifiers")
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     classifiers = pyproject["project"]["classifiers"]
-    unknown = [c for c in classifiers if c not in trove.classifiers]
+    unknown = [c for c in classifiers if c not in trove_classifiers.classifiers]
     assert unknown == []
     assert "Typing :: Typed" in classifiers
     assert (ROOT / "src/kerasx/py.typed").is_file()
@@ -179,3 +179,22 @@ def test_images_only_allowed_in_docs():
     assert check_dist.is_generated("benchmarks/results/plot.png")
     assert check_dist.is_generated("kerasx/__pycache__/a.cpython-311.pyc")
     assert not check_dist.is_generated("src/kerasx/datasets.py")
+
+
+@pytest.mark.parametrize(
+    ("newest", "expected"),
+    [(None, "unknown"), ("3.14.0", "admitted by the pin"), ("99.0", "NOT admitted")],
+)
+def test_newest_keras_report_is_informational(newest, expected, monkeypatch, capsys):
+    import newest_keras
+    from packaging.version import Version
+
+    release = None if newest is None else Version(newest)
+    monkeypatch.setattr(newest_keras, "newest_release", lambda timeout: release)
+    assert newest_keras.main([]) == 0
+    assert expected in capsys.readouterr().out
+    # Both CI flavours run it without letting it fail the run.
+    assert "scripts/newest_keras.py --timeout 4 || true" in _ci_run_commands()
+    assert "scripts/newest_keras.py --timeout 4 || true" in _run_lines(
+        _workflow("ci.yml")
+    )

@@ -1,32 +1,15 @@
-"""Every use of Keras internals in kerasx, in one place.
+"""Every private name kerasx uses from Keras, TensorFlow, JAX and torch.
 
-kerasx prefers the public Keras API. Where no public API gives what a feature
-needs, the private attribute or `keras.src` import is wrapped here, so that a
-Keras upgrade that moves one of them breaks one module, and the tests of this
-module's callers name it. Used internals (Keras 3.14-3.15):
-
-- `Layer._flatten_layers(include_self=False)` (`uncertainty`): every nested
-  layer, also inside custom layers (`Model.layers` is one level deep).
-- `Sequential._layers` (`transforms`): the layers with the `InputLayer`, whose
-  batch shape and dtype the rewrite copies.
-- `Functional._nodes_by_depth` (`transforms`): the call graph, i.e. the
-  producers and consumers of each layer call.
-- `KerasTensor._keras_history` (`transforms`): which operation produced a model
-  output.
-- `Functional._run_through_graph` (`transforms`): replays the graph with
-  replaced operations and the original call arguments.
-- `keras.src.backend.common.global_state` (`lr_finder`): Keras' global
-  `SeedGenerator` of unseeded random ops, restored after the sweep.
-- `Optimizer._learning_rate` (`callbacks`): the schedule or callable the user
-  compiled with, for error messages.
-- `Optimizer._iterations` (`callbacks`): the raw step counter under gradient
-  accumulation (`iterations` counts applied updates).
-- `Model._compile_config` (`saving`): undoing the legacy HDF5 writer's in-place
-  edit of it.
-- `keras.src.utils.naming.to_snake_case` (`saving`): the names Keras gives the
-  layer groups of `.weights.h5` files.
-- `keras.src.trainers.data_adapters` (`uncertainty`): the batches `Model.predict`
-  reads from arrays, `PyDataset`, `tf.data`, torch `DataLoader` and generators.
+kerasx prefers the public APIs. Where no public API gives what a feature
+needs, the private Keras attribute or `keras.src` import is wrapped here, so
+that a Keras upgrade that moves one of them breaks one module, and the tests
+of this module's callers name it. The backend kernels in `kerasx.ops` keep
+their few backend internals in place (no TensorFlow, JAX or torch import
+outside `kerasx.ops`), but they are listed here too: `PRIVATE_USES` is the
+complete list, with the kerasx modules that use each name and why, and
+`tests/test_keras_internals.py` checks that every listed name exists in the
+installed libraries. The list is what the `keras` pin in `pyproject.toml` was
+tested against (Keras 3.14-3.15).
 
 `keras.models.clone_model(..., call_function=..., recursive=True)` was tried as
 the base of the graph rewrite; it cannot serve: Keras refuses `call_function`
@@ -36,11 +19,187 @@ need each layer's producers and consumers, which `clone_model` does not expose.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivateUse:
+    """One private (or undocumented) name kerasx relies on.
+
+    Attributes:
+        path: Dotted path of the name, importable up to the last module
+            (`"keras.src.utils.naming.to_snake_case"`), then attributes.
+        users: The kerasx modules that use it.
+        why: What it gives that no public API gives.
+        on_instance: The attribute is set on instances (in `__init__`,
+            `build` or `compile`), not defined on the class.
+    """
+
+    path: str
+    users: str
+    why: str
+    on_instance: bool = False
+
+    @property
+    def library(self) -> str:
+        """The distribution that provides the name: keras, tensorflow, jax or torch."""
+        return self.path.split(".", 1)[0]
+
+
+#: Keras writes this `module` in the configs of functional models; no public
+#: alias of `Functional` exists to name it by.
+FUNCTIONAL_MODULE = "keras.src.models.functional"
+
+PRIVATE_USES: tuple[PrivateUse, ...] = (
+    PrivateUse(
+        "keras.layers.Layer._flatten_layers",
+        "uncertainty",
+        "every nested layer, also inside custom layers (`Model.layers` is one "
+        "level deep)",
+    ),
+    PrivateUse(
+        "keras.Sequential._layers",
+        "transforms",
+        "the layers with the `InputLayer`, whose batch shape and dtype the "
+        "rewrite copies",
+        on_instance=True,
+    ),
+    PrivateUse(
+        f"{FUNCTIONAL_MODULE}.Functional._nodes_by_depth",
+        "transforms",
+        "the call graph: the producers and consumers of each layer call",
+        on_instance=True,
+    ),
+    PrivateUse(
+        f"{FUNCTIONAL_MODULE}.Functional._run_through_graph",
+        "transforms",
+        "replays the graph with replaced operations and the original call arguments",
+    ),
+    PrivateUse(
+        "keras.KerasTensor._keras_history",
+        "transforms",
+        "which operation produced a model output",
+        on_instance=True,
+    ),
+    PrivateUse(
+        "keras.layers.Layer.get_build_config",
+        "transforms",
+        'its private `"input_shape"` key: the rank of the input a '
+        "BatchNormalization was built for (public method, undocumented format)",
+    ),
+    PrivateUse(
+        "keras.layers.SpatialDropout1D._get_noise_shape",
+        "layers.mc_dropout",
+        "the per-channel noise shape of SpatialDropout1D/2D/3D, which the MC "
+        "twins draw row by row",
+    ),
+    PrivateUse(
+        "keras.layers.SpatialDropout2D._get_noise_shape",
+        "layers.mc_dropout",
+        "as for SpatialDropout1D",
+    ),
+    PrivateUse(
+        "keras.layers.SpatialDropout3D._get_noise_shape",
+        "layers.mc_dropout",
+        "as for SpatialDropout1D",
+    ),
+    PrivateUse(
+        f"{FUNCTIONAL_MODULE}.Functional",
+        "saving",
+        "the `module` Keras writes for functional models, filled into "
+        "hand-written configs that lack it",
+    ),
+    PrivateUse(
+        "keras.src.backend.common.global_state.get_global_attribute",
+        "lr_finder",
+        "Keras' global `SeedGenerator` of unseeded random ops (key "
+        '`"global_seed_generator"`), restored after the sweep',
+    ),
+    PrivateUse(
+        "keras.optimizers.Optimizer._learning_rate",
+        "callbacks",
+        "the schedule or callable the user compiled with, for error messages",
+        on_instance=True,
+    ),
+    PrivateUse(
+        "keras.optimizers.Optimizer._iterations",
+        "callbacks",
+        "the raw step counter under gradient accumulation (`iterations` counts "
+        "applied updates)",
+        on_instance=True,
+    ),
+    PrivateUse(
+        "keras.Model.make_train_function",
+        "callbacks",
+        "undocumented (not underscored): wrapped on the instance to remove the "
+        "step hook of an interrupted `fit` before the next train function is built",
+    ),
+    PrivateUse(
+        "keras.Model._compile_config",
+        "saving",
+        "undoing the legacy HDF5 writer's in-place edit of it",
+        on_instance=True,
+    ),
+    PrivateUse(
+        "keras.src.utils.naming.to_snake_case",
+        "saving",
+        "the names Keras gives the layer groups of `.weights.h5` files",
+    ),
+    PrivateUse(
+        "keras.src.trainers.data_adapters.array_data_adapter.can_convert_arrays",
+        "uncertainty",
+        "whether `Model.predict` slices its input as arrays",
+    ),
+    PrivateUse(
+        "keras.src.trainers.data_adapters.get_data_adapter",
+        "uncertainty",
+        "the batches `Model.predict` reads from arrays, `PyDataset`, `tf.data`, "
+        "torch `DataLoader` and generators",
+    ),
+    PrivateUse(
+        "keras.src.trainers.data_adapters.data_adapter_utils.unpack_x_y_sample_weight",
+        "uncertainty",
+        "drops the targets and sample weights a dataset yields, as `predict` does",
+    ),
+    PrivateUse(
+        "tensorflow.python.ops.control_flow_util.GraphOrParentsInXlaContext",
+        "ops._tensorflow",
+        "whether ops built now are compiled by XLA (`jit_compile=True`), which "
+        "picks the kernel; no public TensorFlow API tells",
+    ),
+    PrivateUse(
+        "jax.core.Tracer",
+        "ops._jax",
+        "whether the kernel is being traced under `jax.jit` (`jax.core` is being "
+        "pruned; no `jax.Tracer` alias exists)",
+    ),
+    PrivateUse(
+        "torch.ops.aten.native_batch_norm_backward",
+        "ops._torch",
+        "ATen's fused batch-norm backward, called with positional arguments in "
+        "the order of `ATEN_BATCH_NORM_BACKWARD_ARGUMENTS`",
+    ),
+)
+
+#: The argument names of `aten::native_batch_norm_backward`, in the order
+#: `ops._torch` passes them positionally.
+ATEN_BATCH_NORM_BACKWARD_ARGUMENTS = (
+    "grad_out",
+    "input",
+    "weight",
+    "running_mean",
+    "running_var",
+    "save_mean",
+    "save_invstd",
+    "train",
+    "eps",
+    "output_mask",
+)
 
 
 def nested_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
@@ -96,6 +255,18 @@ def to_snake_case(name: str) -> str:
     from keras.src.utils.naming import to_snake_case as keras_to_snake_case
 
     return keras_to_snake_case(name)
+
+
+def built_input_shape(layer: keras.layers.Layer) -> tuple | None:
+    """The input shape `layer` was built for (from its build config), or None."""
+    shape = (layer.get_build_config() or {}).get("input_shape")
+    return None if shape is None else tuple(shape)
+
+
+def spatial_noise_shape(layer: keras.layers.Layer, inputs: Any) -> tuple | None:
+    """A SpatialDropout layer's noise shape for `inputs`; None for other layers."""
+    get_noise_shape = getattr(layer, "_get_noise_shape", None)
+    return None if get_noise_shape is None else tuple(get_noise_shape(inputs))
 
 
 def is_array_input(x: Any) -> bool:

@@ -27,6 +27,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasx import _keras_internals
+
 __all__ = [
     "MCAlphaDropout",
     "MCDropout",
@@ -147,10 +149,10 @@ def _static_row_shape(layer, shape) -> tuple:
 def _dropout_noise_shape(layer, inputs) -> tuple[tuple, bool]:
     """`(per-row noise shape, shared over the batch)` of a dropout layer."""
     shape = tuple(inputs.shape)
-    get_spatial = getattr(layer, "_get_noise_shape", None)
-    if get_spatial is not None:  # SpatialDropout*: one value per channel.
+    spatial_shape = _keras_internals.spatial_noise_shape(layer, inputs)
+    if spatial_shape is not None:  # SpatialDropout*: one value per channel.
         noise_shape = [None] + [
-            d if isinstance(d, int) else None for d in get_spatial(inputs)[1:]
+            d if isinstance(d, int) else None for d in spatial_shape[1:]
         ]
         noise_shape = tuple(
             n if n is not None else s for n, s in zip(noise_shape, shape, strict=True)

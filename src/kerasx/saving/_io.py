@@ -308,7 +308,7 @@ _NAMESPACES = (
     "keras",
 )
 # Keras writes these with their `keras.src` module; no public alias has the name.
-_MODULE_OF = {"Functional": "keras.src.models.functional"}
+_MODULE_OF = {"Functional": _keras_internals.FUNCTIONAL_MODULE}
 
 
 def with_keras_modules(config: Any) -> Any:

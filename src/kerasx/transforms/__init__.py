@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from kerasx import _checks
+from kerasx import _checks, _keras_internals
 from kerasx.layers import BatchNormActivation
 from kerasx.transforms._rewrite import SKIP, RewriteContext, rewrite_model
 
@@ -91,7 +91,7 @@ def _can_fold(linear, norm, context: RewriteContext) -> bool:
         return False
     if not isinstance(norm.axis, int) or not _is_single_link(linear, norm, context):
         return False
-    rank = len(norm.get_build_config()["input_shape"])
+    rank = len(_keras_internals.built_input_shape(norm))
     return norm.axis % rank == _channel_axis(linear) % rank
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import math
 import warnings
-import weakref
 
 import keras
 from keras import ops
@@ -38,10 +37,25 @@ from kerasx.uncertainty import _stats
 DEFAULT_MEMORY_BUDGET = 64 * 2**20
 
 # Compiled samplers are expensive to trace (~0.1-1 s) and cheap to reuse, so
-# the last few are kept. Each holds its model, so the cache is small and keyed
-# by a weak reference check to never serve a sampler for a recycled `id`.
+# the last few of each model are kept. A sampler must reference its model (its
+# compiled function reads the model's variables), so the samplers are stored on
+# the model, not in a module-level table: nothing outside the model keeps it
+# alive, they are collected with it, and a model created later at a recycled
+# `id` cannot be served another model's sampler.
 _CACHE_SIZE = 4
-_cache: collections.OrderedDict = collections.OrderedDict()
+_CACHE_ATTRIBUTE = "_kerasx_mc_samplers"
+
+
+class _SamplerCache:
+    """The last `_CACHE_SIZE` samplers of one model, by configuration.
+
+    A plain object on purpose: Keras' saving walks a model's attributes and
+    descends into Keras objects and built-in containers (a dict of samplers
+    would add entries to the model's `.keras` file), not into other objects.
+    """
+
+    def __init__(self):
+        self.samplers = collections.OrderedDict()
 
 
 class _Sampler(keras.Model):
@@ -125,16 +139,26 @@ def has_float64():
 
 
 def get_sampler(model, samples_per_call, classification, return_samples):
-    """A cached `_Sampler` for this model and configuration."""
-    key = (id(model), samples_per_call, classification, return_samples)
-    entry = _cache.get(key)
-    if entry is not None and entry[0]() is model:
-        _cache.move_to_end(key)
-        return entry[1]
+    """A `_Sampler` for this model and configuration, reused while `model` lives.
+
+    The model's last `_CACHE_SIZE` samplers are kept in a `_SamplerCache` set
+    with `object.__setattr__`, so that Keras does not track them as sublayers:
+    they are not in `model.layers`, its weights or its saved files.
+    """
+    holder = vars(model).get(_CACHE_ATTRIBUTE)
+    if holder is None:
+        holder = _SamplerCache()
+        object.__setattr__(model, _CACHE_ATTRIBUTE, holder)
+    cache = holder.samplers
+    key = (samples_per_call, classification, return_samples)
+    sampler = cache.get(key)
+    if sampler is not None:
+        cache.move_to_end(key)
+        return sampler
     sampler = _Sampler(model, samples_per_call, classification, return_samples)
-    _cache[key] = (weakref.ref(model), sampler)
-    while len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
+    cache[key] = sampler
+    while len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
     return sampler
 
 
