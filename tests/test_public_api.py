@@ -18,6 +18,7 @@ PUBLIC_API = {
         "MCSpatialDropout1D",
         "MCSpatialDropout2D",
         "MCSpatialDropout3D",
+        "Temperature",
     ],
     "kerasx.lr_finder": [
         "LRFinderResult",
@@ -48,12 +49,19 @@ PUBLIC_API = {
     ],
     "kerasx.uncertainty": [
         "MCResult",
+        "apply_temperature",
         "brier_score",
+        "calibrate",
+        "conformal_sets",
         "ensemble_predict",
         "expected_calibration_error",
+        "fit_temperature",
         "from_mc",
         "mc_predict",
         "negative_log_likelihood",
+        "ood_metrics",
+        "set_coverage",
+        "set_size",
         "summarize",
         "to_mc",
     ],
@@ -63,7 +71,23 @@ NAMES = [(module, name) for module, names in PUBLIC_API.items() for name in name
 
 @pytest.mark.parametrize(("module", "name"), NAMES)
 def test_public_name_imports(module, name):
-    assert getattr(importlib.import_module(module), name) is not None
+    import inspect
+
+    obj = getattr(importlib.import_module(module), name)
+    # The documented constants are judged by their type (the `SKIP` sentinel).
+    constants = {"kerasx.transforms.SKIP"}
+    routine = inspect.isclass(obj) or inspect.isfunction(obj)
+    assert routine or f"{module}.{name}" in constants, (
+        f"{module}.{name} is a {type(obj).__name__}, not a class or function"
+    )
+    defined_by = obj if routine else type(obj)
+    # A re-exported Keras (or other) object would name its own module here.
+    assert defined_by.__module__.split(".")[0] == "kerasx", (
+        f"{module}.{name} is defined in {defined_by.__module__}, not in kerasx"
+    )
+    # Its own docstring: `__doc__` is not inherited, so a subclass of a Keras
+    # class without one fails.
+    assert (defined_by.__doc__ or "").strip(), f"{module}.{name} has no docstring"
 
 
 @pytest.mark.parametrize("module", sorted(PUBLIC_API))

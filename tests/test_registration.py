@@ -28,6 +28,7 @@ from kerasx.layers import (
     MCSpatialDropout1D,
     MCSpatialDropout2D,
     MCSpatialDropout3D,
+    Temperature,
 )
 from kerasx.schedules import OneCycle
 
@@ -44,6 +45,7 @@ REGISTERED = sorted(
         "kerasx>MCSpatialDropout3D",
         "kerasx>OneCycle",
         "kerasx>OneCycleScheduler",
+        "kerasx>Temperature",
     ]
 )
 
@@ -91,7 +93,8 @@ def _every_class_model():
         MCGaussianNoise(0.1),
     ):
         x = layer(x)
-    outputs = keras.layers.Dense(3, activation="softmax")(x)
+    x = keras.layers.Dense(3, activation="softmax")(x)
+    outputs = Temperature(1.5)(x)
     model = keras.Model(inputs, outputs)
     model.compile(keras.optimizers.Adam(OneCycle(1e-2, total_steps=10)), "mse")
     return model
@@ -112,6 +115,7 @@ LAYERS = [
     "MCGaussianDropout",
     "MCGaussianNoise",
     "Dense",
+    "Temperature",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Keras layers: Monte Carlo dropout twins and the fused BatchNormActivation.
+"""Keras layers: MC dropout twins, the fused BatchNormActivation, Temperature.
 
 Importing this package registers every layer with Keras serialization; the
 backend kernels of `BatchNormActivation` are compiled lazily on first use.
@@ -14,6 +14,7 @@ from kerasx.layers.mc_dropout import (
     MCSpatialDropout2D,
     MCSpatialDropout3D,
 )
+from kerasx.layers.temperature import Temperature
 
 __all__ = [
     "BatchNormActivation",
@@ -24,4 +25,5 @@ __all__ = [
     "MCSpatialDropout1D",
     "MCSpatialDropout2D",
     "MCSpatialDropout3D",
+    "Temperature",
 ]

@@ -5,7 +5,10 @@ always-stochastic MC twins (sharing every weight), `mc_predict` averages many
 stochastic forward passes into an `MCResult` with uncertainty measures,
 `summarize` computes the same measures for any stack of samples and
 `ensemble_predict` for the members of a deep ensemble, and the calibration
-metrics score the resulting probabilities.
+metrics score the resulting probabilities. Temperature scaling recalibrates
+them, `ood_metrics` scores an uncertainty as an out-of-distribution detector
+and `conformal_sets` turns probabilities into prediction sets with a coverage
+guarantee.
 """
 
 from __future__ import annotations
@@ -22,15 +25,29 @@ from kerasx.uncertainty.calibration import (
     expected_calibration_error,
     negative_log_likelihood,
 )
+from kerasx.uncertainty.conformal import conformal_sets, set_coverage, set_size
+from kerasx.uncertainty.ood import ood_metrics
+from kerasx.uncertainty.temperature import (
+    apply_temperature,
+    calibrate,
+    fit_temperature,
+)
 
 __all__ = [
     "MCResult",
+    "apply_temperature",
     "brier_score",
+    "calibrate",
+    "conformal_sets",
     "ensemble_predict",
     "expected_calibration_error",
+    "fit_temperature",
     "from_mc",
     "mc_predict",
     "negative_log_likelihood",
+    "ood_metrics",
+    "set_coverage",
+    "set_size",
     "summarize",
     "to_mc",
 ]

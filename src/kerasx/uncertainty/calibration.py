@@ -44,22 +44,18 @@ def _one_hot_labels(y_true, n_classes):
     return np.argmax(ones, axis=1)
 
 
-def check_inputs(y_true, probs):
-    """Validates and returns `(labels, probs)` as int64 / float64 arrays.
+def check_probs(probs, name="probs"):
+    """Validates `probs` and returns `(probs, binary)`, probs as float64 `(n, C)`.
 
-    `probs` is `(n, n_classes)` rows of probabilities, or `(n,)` / `(n, 1)`
-    probabilities of the positive class (expanded to two columns). `y_true`
-    is `(n,)` integer labels or `(n, n_classes)` one-hot rows (each exactly
-    one 1; soft, multi-hot and all-zero rows are refused rather than
-    argmaxed). The probability check is the one `mc_predict` and `summarize`
-    apply to their samples.
+    `(n,)` / `(n, 1)` positive-class probabilities are expanded to the two
+    columns `[1 - p, p]` and reported as `binary`. The probability check is the
+    one `mc_predict` and `summarize` apply to their samples.
     """
-    probs = _stats.numeric_array("probs", probs, _PROBS_NUMERIC).astype(np.float64)
-    y_true = _stats.numeric_array("y_true", y_true, _LABELS_NUMERIC)
+    probs = _stats.numeric_array(name, probs, _PROBS_NUMERIC).astype(np.float64)
     binary = probs.ndim == 1 or (probs.ndim == 2 and probs.shape[1] == 1)
     if probs.ndim not in (1, 2) or probs.shape[0] == 0:
         raise _checks.invalid_described(
-            "probs", _PROBS_SHAPE, f"array of shape {probs.shape}"
+            name, _PROBS_SHAPE, f"array of shape {probs.shape}"
         )
     if binary:
         probs = probs.reshape(-1, 1)
@@ -68,11 +64,25 @@ def check_inputs(y_true, probs):
     if problem is not None:
         row, description = problem
         raise _checks.invalid_described(
-            "probs",
+            name,
             "finite probabilities in [0, 1], each row summing to 1 (within "
             f"{_stats.PROBABILITY_TOLERANCE}); apply a softmax to logits",
             f"row {row} has {description}",
         )
+    return probs, binary
+
+
+def check_inputs(y_true, probs):
+    """Validates and returns `(labels, probs)` as int64 / float64 arrays.
+
+    `probs` is `(n, n_classes)` rows of probabilities, or `(n,)` / `(n, 1)`
+    probabilities of the positive class (expanded to two columns), checked by
+    `check_probs`. `y_true` is `(n,)` integer labels or `(n, n_classes)`
+    one-hot rows (each exactly one 1; soft, multi-hot and all-zero rows are
+    refused rather than argmaxed).
+    """
+    probs, binary = check_probs(probs)
+    y_true = _stats.numeric_array("y_true", y_true, _LABELS_NUMERIC)
     if y_true.ndim == 2 and y_true.shape[1] > 1 and not binary:
         if y_true.shape != probs.shape:
             raise _checks.invalid_described(
