@@ -193,10 +193,18 @@ def reliability_diagram(
     the diagonal. The legend gives the expected calibration error
     `sum_b |B_b| / n * |accuracy(B_b) - confidence(B_b)|`.
 
+    To compare several predictions of the same labels (before and after
+    temperature scaling, say), pass `probs` as a dict from a legend label to
+    probabilities: each entry is drawn as one curve through the points
+    `(confidence(B_b), accuracy(B_b))` of its non-empty bins, labelled
+    `"<label> (ECE = <ece>)"` with the ECE to 4 decimals.
+
     Args:
         y_true: Integer labels `(n,)` or one-hot labels `(n, n_classes)`.
         probs: Probabilities `(n, n_classes)` (e.g. `mc_predict(...).mean`),
-            or `(n,)` positive-class probabilities of a binary problem.
+            or `(n,)` positive-class probabilities of a binary problem; or a
+            non-empty dict mapping a label to such probabilities, one curve
+            each.
         n_bins: Number of confidence bins.
         ax: Matplotlib Axes to draw on. Default: the current Axes.
         title: Axes title, or None for none.
@@ -212,6 +220,14 @@ def reliability_diagram(
     >>> ax = reliability_diagram([0, 1, 1], [[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
     >>> ax.get_xlabel()
     'Confidence'
+    >>> import matplotlib.pyplot as plt
+    >>> _, ax = plt.subplots()
+    >>> before = [[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]]
+    >>> after = [[0.7, 0.3], [0.4, 0.6], [0.55, 0.45]]
+    >>> ax = reliability_diagram(
+    ...     [0, 1, 1], {"before": before, "after": after}, n_bins=5, ax=ax)
+    >>> [text.get_text() for text in ax.get_legend().get_texts()][:2]
+    ['before (ECE = 0.3333)', 'after (ECE = 0.1500)']
 
     ```
 
@@ -224,6 +240,8 @@ def reliability_diagram(
         reliability_bins,
     )
 
+    if isinstance(probs, Mapping):
+        return _reliability_curves(y_true, probs, n_bins=n_bins, ax=ax, title=title)
     edges, accuracy, confidence, counts = reliability_bins(y_true, probs, n_bins)
     ece = expected_calibration_error(y_true, probs, n_bins)
     ax = _axes(ax)
@@ -251,6 +269,38 @@ def reliability_diagram(
         hatch="//",
         label="Gap to confidence",
     )
+    _finish_reliability_axes(ax, title)
+    return ax
+
+
+def _reliability_curves(y_true, probs_by_label, *, n_bins, ax, title):
+    """One accuracy-against-confidence curve per entry of `probs_by_label`."""
+    from kerasx.uncertainty.calibration import (
+        expected_calibration_error,
+        reliability_bins,
+    )
+
+    if not probs_by_label:
+        raise _checks.invalid(
+            "probs", "an array of probabilities or a non-empty dict of them", {}
+        )
+    # Every entry is checked before anything is drawn on the axes.
+    curves = []
+    for label, probs in probs_by_label.items():
+        _, accuracy, confidence, counts = reliability_bins(y_true, probs, n_bins)
+        ece = expected_calibration_error(y_true, probs, n_bins)
+        filled = counts > 0
+        curves.append(
+            (f"{label} (ECE = {ece:.4f})", confidence[filled], accuracy[filled])
+        )
+    ax = _axes(ax)
+    for label, confidence, accuracy in curves:
+        ax.plot(confidence, accuracy, marker="o", label=label)
+    _finish_reliability_axes(ax, title)
+    return ax
+
+
+def _finish_reliability_axes(ax, title):
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="Perfect calibration")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -259,4 +309,3 @@ def reliability_diagram(
     if title is not None:
         ax.set_title(title)
     ax.legend(loc="upper left")
-    return ax

@@ -7,7 +7,9 @@ Conventions, and where the common peers differ:
   al. and netcal; torchmetrics closes them on the left, so a confidence lying
   exactly on an edge (0.5 with 4 bins) lands one bin higher there. For binary
   `(n,)` input netcal and torchmetrics' `BinaryCalibrationError` score the
-  positive-class probability instead of the top label.
+  positive-class probability instead of the top label. Equal-mass
+  (`binning="quantile"`) bins use the same right-closed rule on edges at the
+  quantiles of the confidences.
 - NLL floors probabilities at the float64 epsilon, as scikit-learn's
   `log_loss` clips.
 - Binary Brier is `mean((p - y)^2)` for `(n,)` and for `(n, 2)` input, as
@@ -16,6 +18,8 @@ Conventions, and where the common peers differ:
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -26,6 +30,24 @@ from kerasx.uncertainty import _stats
 _PROBS_SHAPE = "a non-empty array of shape (n,) or (n, n_classes)"
 _PROBS_NUMERIC = "a numeric array of shape (n,) or (n, n_classes)"
 _LABELS_NUMERIC = "integer labels (n,) or one-hot labels (n, n_classes)"
+_BINNINGS = ("uniform", "quantile")
+
+
+class CalibrationEstimate(NamedTuple):
+    """A calibration metric with a bootstrap percentile interval.
+
+    Returned by `expected_calibration_error(..., bootstrap=n_resamples)`.
+
+    Attributes:
+        value: The metric on the full data (the same float as without
+            `bootstrap`).
+        low: Lower end of the percentile interval of the resampled metrics.
+        high: Upper end of the percentile interval.
+    """
+
+    value: float
+    low: float
+    high: float
 
 
 def _one_hot_labels(y_true, n_classes):
@@ -114,18 +136,21 @@ def check_inputs(y_true, probs):
     return y_true.astype(np.int64), probs
 
 
-def reliability_bins(y_true, probs, n_bins=15):
-    """Per-bin `(edges, accuracy, confidence, counts)` of the top-1 prediction.
+def _bin_edges(confidence, n_bins, binning):
+    """Equal-width edges on `[0, 1]`, or edges at the confidence quantiles."""
+    if binning == "uniform":
+        return np.linspace(0.0, 1.0, n_bins + 1)
+    # NumPy's default (linear) quantiles: with n distinct confidences and
+    # n_bins dividing n, every inner edge falls strictly between two sorted
+    # confidences, so each right-closed bin holds exactly n / n_bins rows.
+    return np.quantile(confidence, np.linspace(0.0, 1.0, n_bins + 1))
 
-    Bin `b` holds the rows whose confidence `max_c p_c` lies in
-    `(edges[b], edges[b + 1]]`; empty bins have NaN accuracy and confidence.
-    """
-    n_bins = _checks.integer("n_bins", n_bins, minimum=1)
-    labels, probs = check_inputs(y_true, probs)
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # `right=True` puts c in bin b when edges[b] < c <= edges[b + 1].
+
+def _bin_statistics(confidence, correct, n_bins, binning):
+    """`(edges, accuracy, mean_confidence, counts)` of 1-D float64 arrays."""
+    edges = _bin_edges(confidence, n_bins, binning)
+    # `right=True` puts c in bin b when edges[b] < c <= edges[b + 1]; the
+    # clip puts c <= edges[1] in bin 0 and c > edges[-2] in the last bin.
     index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
     counts = np.bincount(index, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -134,24 +159,91 @@ def reliability_bins(y_true, probs, n_bins=15):
     return edges, accuracy, mean_confidence, counts
 
 
+def _top_label(y_true, probs):
+    """Validated `(confidence, correct)` of the top-1 prediction, float64."""
+    labels, probs = check_inputs(y_true, probs)
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    return confidence, correct
+
+
+def _ece(confidence, correct, n_bins, binning):
+    _, accuracy, mean_confidence, counts = _bin_statistics(
+        confidence, correct, n_bins, binning
+    )
+    filled = counts > 0
+    gaps = np.abs(accuracy[filled] - mean_confidence[filled])
+    return float(np.sum(counts[filled] * gaps) / counts.sum())
+
+
+def reliability_bins(y_true, probs, n_bins=15, *, binning="uniform"):
+    """Per-bin `(edges, accuracy, confidence, counts)` of the top-1 prediction.
+
+    Bin `b` holds the rows whose confidence `max_c p_c` lies in
+    `(edges[b], edges[b + 1]]` (the lowest confidence is in bin 0 also when it
+    equals `edges[0]`); empty bins have NaN accuracy and confidence. `binning`
+    is `"uniform"` (equal-width edges on `[0, 1]`) or `"quantile"` (edges at
+    the confidence quantiles, see `expected_calibration_error`).
+    """
+    n_bins = _checks.integer("n_bins", n_bins, minimum=1)
+    binning = _checks.choice("binning", binning, _BINNINGS)
+    confidence, correct = _top_label(y_true, probs)
+    return _bin_statistics(confidence, correct, n_bins, binning)
+
+
 def expected_calibration_error(
-    y_true: ArrayLike, probs: ArrayLike, n_bins: int = 15
-) -> float:
+    y_true: ArrayLike,
+    probs: ArrayLike,
+    n_bins: int = 15,
+    *,
+    binning: str = "uniform",
+    bootstrap: int | None = None,
+    confidence: float = 0.95,
+    seed: int | None = None,
+) -> float | CalibrationEstimate:
     """Expected calibration error of the top-1 prediction.
 
-    With the rows split into `n_bins` equal-width confidence bins `B_b`:
+    With the rows split into `n_bins` confidence bins `B_b`:
     `ECE = sum_b |B_b| / n * |accuracy(B_b) - confidence(B_b)|`, where
     confidence is `max_c p_c` and accuracy the fraction of correct argmaxes.
+    Bin `b` holds the confidences in `(edges[b], edges[b + 1]]`, the lowest
+    confidence included in bin 0.
+
+    `binning="uniform"` uses equal-width edges `b / n_bins` on `[0, 1]`.
+    `binning="quantile"` uses equal-mass (adaptive) edges
+    `np.quantile(confidences, np.linspace(0, 1, n_bins + 1))` (NumPy's linear
+    interpolation): with distinct confidences each bin holds `n / n_bins` rows
+    when `n_bins` divides `n` (4 per bin for `n = 12`, `n_bins = 3`), and
+    sizes differ by at most one otherwise. Ties are never split: equal
+    confidences always share a bin, so a tie spanning a quantile can make
+    bins larger than `n / n_bins` and repeat an edge; a bin between repeated
+    edges is empty and carries no weight, so fewer than `n_bins` bins may be
+    filled.
+
+    `bootstrap=n_resamples` adds a percentile interval. The row indices are
+    drawn in one call, `np.random.default_rng(seed).integers(0, n,
+    size=(n_resamples, n))`; resample `r` is the rows `indices[r]` (with
+    replacement), its ECE computed as above (quantile edges recomputed on the
+    resample). `low` and `high` are `np.percentile` (linear) of the
+    `n_resamples` values at `50 (1 - confidence)` and `50 (1 + confidence)`.
 
     Args:
         y_true: Integer labels `(n,)` or one-hot labels `(n, n_classes)`
             (exactly one 1 per row; soft or multi-hot rows are refused).
         probs: Probabilities `(n, n_classes)` (rows sum to 1), or `(n,)`
             positive-class probabilities for a binary problem.
-        n_bins: Number of equal-width bins on `[0, 1]`.
+        n_bins: Number of bins.
+        binning: `"uniform"` (equal-width bins) or `"quantile"` (equal-mass
+            bins).
+        bootstrap: Number of bootstrap resamples (an integer >= 1), or None
+            for the ECE alone.
+        confidence: Coverage of the bootstrap interval, in `(0, 1)`.
+        seed: Seed of `np.random.default_rng` (an integer >= 0), or None for
+            fresh entropy. Only used with `bootstrap`.
 
     Returns:
-        The ECE, a float in `[0, 1]`.
+        The ECE, a float in `[0, 1]`, when `bootstrap` is None; otherwise a
+        `CalibrationEstimate(value, low, high)` with `value` that same float.
 
     Example:
 
@@ -159,16 +251,45 @@ def expected_calibration_error(
     >>> ece = expected_calibration_error([0, 1], [[0.9, 0.1], [0.6, 0.4]], n_bins=10)
     >>> round(ece, 6)  # (|1 - 0.9| + |0 - 0.6|) / 2
     0.35
+    >>> labels = [0, 0, 0, 1]  # Confidences 0.9, 0.8, 0.7 right; 0.6 wrong.
+    >>> probs = [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]]
+    >>> round(expected_calibration_error(labels, probs, 2), 6)  # All in (0.5, 1].
+    0.0
+    >>> # Two rows per bin: |0.5 - 0.65| / 2 + |1 - 0.85| / 2.
+    >>> round(expected_calibration_error(labels, probs, 2, binning="quantile"), 6)
+    0.15
+    >>> estimate = expected_calibration_error(labels, probs, 2, bootstrap=200, seed=0)
+    >>> estimate.low <= estimate.value <= estimate.high
+    True
 
     ```
 
     Reference:
-        Guo et al., "On Calibration of Modern Neural Networks", ICML 2017.
+        Guo et al., "On Calibration of Modern Neural Networks", ICML 2017;
+        equal-mass bins: Nixon et al., "Measuring Calibration in Deep
+        Learning", CVPR Workshops 2019; percentile bootstrap: Efron and
+        Tibshirani, "An Introduction to the Bootstrap", 1993, ch. 13.
     """
-    _, accuracy, confidence, counts = reliability_bins(y_true, probs, n_bins)
-    filled = counts > 0
-    gaps = np.abs(accuracy[filled] - confidence[filled])
-    return float(np.sum(counts[filled] * gaps) / counts.sum())
+    n_bins = _checks.integer("n_bins", n_bins, minimum=1)
+    binning = _checks.choice("binning", binning, _BINNINGS)
+    bootstrap = _checks.integer("bootstrap", bootstrap, minimum=1, allow_none=True)
+    confidence = _checks.number(
+        "confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True
+    )
+    seed = _checks.integer("seed", seed, minimum=0, allow_none=True)
+    top_confidence, correct = _top_label(y_true, probs)
+    value = _ece(top_confidence, correct, n_bins, binning)
+    if bootstrap is None:
+        return value
+    n = top_confidence.shape[0]
+    indices = np.random.default_rng(seed).integers(0, n, size=(bootstrap, n))
+    resampled = np.array(
+        [_ece(top_confidence[rows], correct[rows], n_bins, binning) for rows in indices]
+    )
+    low, high = np.percentile(
+        resampled, [50.0 * (1.0 - confidence), 50.0 * (1.0 + confidence)]
+    )
+    return CalibrationEstimate(value, float(low), float(high))
 
 
 def negative_log_likelihood(y_true: ArrayLike, probs: ArrayLike) -> float:
