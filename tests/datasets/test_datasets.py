@@ -70,20 +70,6 @@ def make_cifar(root: Path, per_batch: int = 2, seed: int = 0) -> dict[str, tuple
     return content
 
 
-@pytest.fixture
-def isolated(monkeypatch, tmp_path):
-    """No KERASX_DATA, an empty Keras home, no Debian dir and no network."""
-    monkeypatch.delenv("KERASX_DATA", raising=False)
-    monkeypatch.setattr(datasets, "_keras_cache_dir", lambda: tmp_path / "keras_home")
-    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no_debian")
-
-    def no_network(name):
-        raise Exception(f"URL fetch failure for {name}: network is unreachable")
-
-    monkeypatch.setattr(datasets, "_download", no_network)
-    return tmp_path
-
-
 def test_read_idx_roundtrip(tmp_path):
     array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     write_idx(tmp_path / "a.gz", array)

@@ -15,23 +15,8 @@ from test_datasets import (
     write_idx_dir,
 )
 
-from kerasx import datasets
 from kerasx.datasets import _formats as formats
 from kerasx.datasets import load_data, read_idx, search_paths
-
-
-@pytest.fixture
-def isolated(monkeypatch, tmp_path):
-    """No KERASX_DATA, an empty Keras home, no Debian dir and no network."""
-    monkeypatch.delenv("KERASX_DATA", raising=False)
-    monkeypatch.setattr(datasets, "_keras_cache_dir", lambda: tmp_path / "keras_home")
-    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no_debian")
-
-    def no_network(name):
-        raise Exception(f"URL fetch failure for {name}: network is unreachable")
-
-    monkeypatch.setattr(datasets, "_download", no_network)
-    return tmp_path
 
 
 def _write_npz(path, x_train, y_train, x_test=None, y_test=None):
