@@ -202,6 +202,42 @@ def input_shape(value: Any, rank: int | None = None, allow_none: bool = False):
     return tuple(None if d is None else int(d) for d in value)
 
 
+# Learning rates live in float32 variables: a rate outside the positive normal
+# float32 range is applied as inf, 0 or a subnormal that has lost its precision.
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_RANGE = f"[{FLOAT32_TINY:.8g}, {FLOAT32_MAX:.8g}]"
+
+
+def is_normal_float32(value: float) -> bool:
+    """Whether `value` is a positive normal float32 (finite, no underflow)."""
+    return FLOAT32_TINY <= value <= FLOAT32_MAX
+
+
+def learning_rate(name: str, value: Any) -> float:
+    """A float > 0 that is a positive normal float32, as a Python `float`."""
+    value = number(name, value, low=0, low_open=True)
+    if not is_normal_float32(value):
+        raise invalid(
+            name,
+            f"a float in {FLOAT32_RANGE} (a positive normal float32: learning "
+            "rates are computed and applied in float32)",
+            value,
+        )
+    return value
+
+
+def derived_learning_rate(name: str, value: Any, formula: str, derived: float) -> None:
+    """Raises for `name` unless the rate `formula` (= `derived`) is normal float32."""
+    if not is_normal_float32(derived):
+        raise invalid(
+            name,
+            f"a value that makes {formula} a positive normal float32, in "
+            f"{FLOAT32_RANGE} (it is {derived:.6g})",
+            value,
+        )
+
+
 def rate(name: str, value: Any) -> float:
     """A dropout-style rate in `[0, 1)`."""
     return number(name, value, low=0.0, high=1.0, high_open=True)

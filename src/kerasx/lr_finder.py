@@ -20,7 +20,6 @@ from kerasx.callbacks._step_hook import (
 )
 from kerasx.callbacks.exponential_lr import ExponentialLearningRate
 from kerasx.plotting import plot_lr_vs_loss
-from kerasx.schedules import _FLOAT32_MAX, _float32_rate
 
 __all__ = [
     "LRFinderResult",
@@ -580,7 +579,7 @@ def find_learning_rate(
             f"unbuilt model {model.name!r}",
         )
     check_learning_rate_is_variable(model.optimizer)
-    min_rate = _float32_rate("min_rate", min_rate)
+    min_rate = _checks.learning_rate("min_rate", min_rate)
     max_rate = _checks.number(
         "max_rate",
         max_rate,
@@ -588,13 +587,14 @@ def find_learning_rate(
         low_open=True,
         expected=f"a float > min_rate={min_rate}",
     )
-    max_rate = _float32_rate("max_rate", max_rate)
-    if max_rate / min_rate > _FLOAT32_MAX:
+    max_rate = _checks.learning_rate("max_rate", max_rate)
+    if max_rate / min_rate > _checks.FLOAT32_MAX:
         # The sweep computes (max_rate / min_rate) ** (k / (num_steps - 1)).
         raise _checks.invalid(
             "max_rate",
-            f"a float with max_rate / min_rate <= {_FLOAT32_MAX:.8g} (the sweep's "
-            f"growth is computed in float32; it is {max_rate / min_rate:.6g})",
+            f"a float with max_rate / min_rate <= {_checks.FLOAT32_MAX:.8g} "
+            "(the sweep's growth is computed in float32; "
+            f"it is {max_rate / min_rate:.6g})",
             max_rate,
         )
     smoothing = _checks.number("smoothing", smoothing, low=0, high=1, high_open=True)

@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
 from kerasx import _checks
@@ -14,41 +13,6 @@ from kerasx import _checks
 __all__ = ["OneCycle"]
 
 _ANNEAL_STRATEGIES = ("cos", "linear")
-
-# Learning rates live in float32 variables: a rate outside the positive normal
-# float32 range is applied as inf, 0 or a subnormal that has lost its precision.
-_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-_FLOAT32_RANGE = f"[{_FLOAT32_TINY:.8g}, {_FLOAT32_MAX:.8g}]"
-
-
-def _is_normal_float32(value: float) -> bool:
-    """Whether `value` is a positive normal float32 (finite, no underflow)."""
-    return _FLOAT32_TINY <= value <= _FLOAT32_MAX
-
-
-def _float32_rate(name: str, value: Any) -> float:
-    """A float > 0 that is a positive normal float32, as a Python `float`."""
-    value = _checks.number(name, value, low=0, low_open=True)
-    if not _is_normal_float32(value):
-        raise _checks.invalid(
-            name,
-            f"a float in {_FLOAT32_RANGE} (a positive normal float32: learning "
-            "rates are computed and applied in float32)",
-            value,
-        )
-    return value
-
-
-def _check_derived_rate(name: str, value: Any, formula: str, derived: float) -> None:
-    """Raises for `name` unless the rate `formula` (= `derived`) is normal float32."""
-    if not _is_normal_float32(derived):
-        raise _checks.invalid(
-            name,
-            f"a value that makes {formula} a positive normal float32, in "
-            f"{_FLOAT32_RANGE} (it is {derived:.6g})",
-            value,
-        )
 
 
 def _anneal(step, start_step, end_step, start_value, end_value, strategy):
@@ -170,7 +134,9 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         three_phase: bool = False,
         name: str = "OneCycle",
     ) -> None:
-        max_learning_rate = _float32_rate("max_learning_rate", max_learning_rate)
+        max_learning_rate = _checks.learning_rate(
+            "max_learning_rate", max_learning_rate
+        )
         total_steps = _checks.integer("total_steps", total_steps, minimum=2)
         three_phase = _checks.boolean("three_phase", three_phase)
         if three_phase:
@@ -201,13 +167,13 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
             "final_div_factor", final_div_factor, low=0, low_open=True
         )
         initial_learning_rate = max_learning_rate / div_factor
-        _check_derived_rate(
+        _checks.derived_learning_rate(
             "div_factor",
             div_factor,
             "the initial learning rate max_learning_rate / div_factor",
             initial_learning_rate,
         )
-        _check_derived_rate(
+        _checks.derived_learning_rate(
             "final_div_factor",
             final_div_factor,
             "the minimum learning rate max_learning_rate / div_factor / "

@@ -12,18 +12,12 @@ from keras import ops
 
 from kerasx import _checks
 from kerasx.callbacks._step_hook import StepHook, check_learning_rate_is_variable
-from kerasx.schedules import (
-    _FLOAT32_MAX,
-    _FLOAT32_RANGE,
-    _FLOAT32_TINY,
-    _float32_rate,
-    _is_normal_float32,
-)
 
 # The next rate is predicted in float64 from the float32 inputs; the train step
 # computes it in float32 (`power` to within a few ulps), hence the margin.
 _LOG_MARGIN = 1e-4
-_LOG_LOWEST, _LOG_HIGHEST = math.log(_FLOAT32_TINY), math.log(_FLOAT32_MAX)
+_LOG_LOWEST = math.log(_checks.FLOAT32_TINY)
+_LOG_HIGHEST = math.log(_checks.FLOAT32_MAX)
 
 
 def _scientific(log_value: float) -> str:
@@ -89,7 +83,7 @@ class ExponentialLearningRate(keras.callbacks.Callback):
 
     def __init__(self, factor: float) -> None:
         super().__init__()
-        self.factor = _float32_rate("factor", factor)
+        self.factor = _checks.learning_rate("factor", factor)
         self.rates: list[float] = []
         self.losses: list[float] = []
         self._hook = None
@@ -105,11 +99,11 @@ class ExponentialLearningRate(keras.callbacks.Callback):
             )
         self.rates, self.losses = [], []
         self._initial_rate = float(ops.convert_to_numpy(model.optimizer.learning_rate))
-        if not _is_normal_float32(self._initial_rate):
+        if not _checks.is_normal_float32(self._initial_rate):
             raise _checks.invalid(
                 "optimizer.learning_rate",
                 f"a positive normal float32 to start the sweep from, in "
-                f"{_FLOAT32_RANGE}",
+                f"{_checks.FLOAT32_RANGE}",
                 self._initial_rate,
             )
         self._log_initial = math.log(self._initial_rate)
@@ -162,9 +156,10 @@ class ExponentialLearningRate(keras.callbacks.Callback):
         )
         for quantity, log_value in candidates:
             if log_value > _LOG_HIGHEST - _LOG_MARGIN:
-                problem = f"overflow float32 (max {_FLOAT32_MAX:.8g})"
+                problem = f"overflow float32 (max {_checks.FLOAT32_MAX:.8g})"
             elif log_value < _LOG_LOWEST + _LOG_MARGIN:
-                problem = f"underflow float32 (smallest normal {_FLOAT32_TINY:.8g})"
+                tiny = _checks.FLOAT32_TINY
+                problem = f"underflow float32 (smallest normal {tiny:.8g})"
             else:
                 continue
             warnings.warn(

@@ -11,13 +11,7 @@ from keras import ops
 
 from kerasx import _checks
 from kerasx.callbacks._step_hook import StepHook, check_learning_rate_is_variable
-from kerasx.schedules import (
-    _FLOAT32_RANGE,
-    _check_momentum,
-    _float32_rate,
-    _is_normal_float32,
-    _piecewise,
-)
+from kerasx.schedules import _check_momentum, _piecewise
 
 
 class _HandsOnMLOneCycle(keras.optimizers.schedules.LearningRateSchedule):
@@ -56,11 +50,11 @@ def _check_rate(name: str, value, max_rate: float, default: str, derived: float)
     e.g. "max_rate / 10"), which must be a positive normal float32 too.
     """
     if value is None:
-        if not _is_normal_float32(derived):
+        if not _checks.is_normal_float32(derived):
             raise _checks.invalid(
                 name,
                 f"an explicit {name}: its default {default} = {derived:.6g} is not "
-                f"a positive normal float32 (in {_FLOAT32_RANGE})",
+                f"a positive normal float32 (in {_checks.FLOAT32_RANGE})",
                 None,
             )
         return derived
@@ -68,7 +62,7 @@ def _check_rate(name: str, value, max_rate: float, default: str, derived: float)
     value = _checks.number(
         name, value, low=0, high=max_rate, low_open=True, expected=expected
     )
-    return _float32_rate(name, value)
+    return _checks.learning_rate(name, value)
 
 
 @keras.saving.register_keras_serializable(package="kerasx")
@@ -156,7 +150,7 @@ class OneCycleScheduler(keras.callbacks.Callback):
         iterations = _checks.integer(
             "iterations", iterations, minimum=2, allow_none=True
         )
-        max_rate = _float32_rate("max_rate", max_rate)
+        max_rate = _checks.learning_rate("max_rate", max_rate)
         start_rate = _check_rate(
             "start_rate", start_rate, max_rate, "max_rate / 10", max_rate / 10
         )
