@@ -34,7 +34,7 @@ from sklearn.frozen import FrozenEstimator
 OUT = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 
-class FixedProbabilities(ClassifierMixin, BaseEstimator):
+class _FixedOutputs(ClassifierMixin, BaseEstimator):
     """A "fitted" classifier whose inputs are row indices into fixed outputs."""
 
     def __init__(self, outputs=None, n_classes=2):
@@ -45,29 +45,25 @@ class FixedProbabilities(ClassifierMixin, BaseEstimator):
         self.classes_ = np.arange(self.n_classes)
         return self
 
-    def predict_proba(self, x):
+    def _rows(self, x):
         return self.outputs[np.asarray(x)[:, 0].astype(int)]
 
     def predict(self, x):
         return np.zeros(len(x), dtype=int)
 
 
-class FixedDecisions(ClassifierMixin, BaseEstimator):
-    """The same with a `decision_function` (logits) and no `predict_proba`."""
+class FixedProbabilities(_FixedOutputs):
+    """Stored probabilities, through `predict_proba`."""
 
-    def __init__(self, outputs=None, n_classes=2):
-        self.outputs = outputs
-        self.n_classes = n_classes
+    def predict_proba(self, x):
+        return self._rows(x)
 
-    def fit(self, x, y):
-        self.classes_ = np.arange(self.n_classes)
-        return self
+
+class FixedDecisions(_FixedOutputs):
+    """Stored logits, through `decision_function` (and no `predict_proba`)."""
 
     def decision_function(self, x):
-        return self.outputs[np.asarray(x)[:, 0].astype(int)]
-
-    def predict(self, x):
-        return np.zeros(len(x), dtype=int)
+        return self._rows(x)
 
 
 def softmax(logits):
