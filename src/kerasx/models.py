@@ -3,7 +3,8 @@
 Each builder returns a plain functional `keras.Model` whose layer names show
 its structure in `model.summary()` (`block3_dense`, `block3_bn`, `block3_elu`,
 `block3_dropout`, ..., `output`). Arguments are validated before any layer is
-created.
+created. `update_batchnorm` recomputes a model's BatchNorm statistics for its
+current weights (after weight averaging).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any
 import keras
 
 from kerasx import _checks
+from kerasx._batch_norm_statistics import update_batchnorm
 from kerasx.layers import BatchNormActivation, MCAlphaDropout, MCDropout
 
-__all__ = ["build_cnn", "build_mlp", "build_selu_mlp"]
+__all__ = ["build_cnn", "build_mlp", "build_selu_mlp", "update_batchnorm"]
 
 _BATCH_NORM = (None, "before", "after")
 _DROPOUT = ("standard", "alpha", "mc", "mc_alpha")

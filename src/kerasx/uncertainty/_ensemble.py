@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 import numpy as np
 
-from kerasx import _checks
+from kerasx import _checks, saving
 from kerasx.uncertainty import _stats
 from kerasx.uncertainty._predict import _TASKS, MCResult
 
@@ -90,7 +91,7 @@ def summarize(samples: Any, task: str = "classification") -> MCResult:
 
 
 def ensemble_predict(
-    models: Sequence[keras.Model],
+    models: Sequence[keras.Model | str | os.PathLike],
     x: Any,
     *,
     batch_size: int | None = None,
@@ -104,7 +105,10 @@ def ensemble_predict(
 
     Args:
         models: Two or more `keras.Model`s with outputs of the same shapes
-            (e.g. the same architecture trained from different seeds).
+            (e.g. the same architecture trained from different seeds), or
+            paths of saved models (str or os.PathLike, e.g. the `paths` of a
+            `kerasx.callbacks.SnapshotEnsemble`), each loaded with
+            `kerasx.saving.load(path, compile=False)`; the two can be mixed.
         x: Anything `Model.predict` takes except a generator or iterator that
             can be read only once (each member reads `x` again).
         batch_size: Passed to `Model.predict`.
@@ -131,12 +135,15 @@ def ensemble_predict(
         Lakshminarayanan et al., "Simple and Scalable Predictive Uncertainty
         Estimation using Deep Ensembles", NeurIPS 2017.
     """
-    if isinstance(models, keras.Model) or not isinstance(models, Sequence):
-        raise _checks.invalid("models", "a sequence of keras.Model", models)
+    expected = "a sequence of keras.Model or saved-model paths (str or os.PathLike)"
+    single = isinstance(models, (keras.Model, str, bytes, os.PathLike))
+    if single or not isinstance(models, Sequence):
+        raise _checks.invalid("models", expected, models)
     if len(models) < 2:
         raise _checks.invalid("models", "at least 2 models", models)
     for member in models:
-        _checks.model(member, name="models", expected="a sequence of keras.Model")
+        if not isinstance(member, (str, os.PathLike)):
+            _checks.model(member, name="models", expected=expected)
     batch_size = _checks.integer("batch_size", batch_size, minimum=1, allow_none=True)
     _checks.choice("task", task, _TASKS)
     if hasattr(x, "__next__"):
@@ -146,6 +153,12 @@ def ensemble_predict(
             "not an iterator that can be read once",
             x,
         )
+    models = [
+        saving.load(member, compile=False)
+        if isinstance(member, (str, os.PathLike))
+        else member
+        for member in models
+    ]
     predictions = [
         keras.tree.flatten(member.predict(x, batch_size=batch_size, verbose=0))
         for member in models
