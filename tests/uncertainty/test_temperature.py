@@ -200,6 +200,28 @@ def test_calibrate_fits_the_predictions_temperature():
     assert calibrated.layers[1] is model.layers[1]  # weights shared
 
 
+@pytest.mark.parametrize("kind", ["sequential", "functional_list_io"])
+def test_calibrate_sequential_and_list_io_models(kind):
+    """Sequential has no `.input`; one-element lists must not reach `Temperature`."""
+    keras.utils.set_random_seed(3)
+    sequential = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(3, activation="softmax")]
+    )
+    if kind == "sequential":
+        model = sequential
+    else:
+        model = keras.Model(sequential.inputs, sequential.outputs)
+    x, y = _data(model)
+    calibrated = calibrate(model, x, y)
+    out = calibrated.predict(x, verbose=0)
+    assert out.shape == (64, 3)
+    predictions = keras.ops.convert_to_numpy(model(x)).astype(np.float64)
+    temperature = calibrated.layers[-1].temperature
+    np.testing.assert_allclose(
+        out, apply_temperature(predictions, temperature), rtol=1e-4, atol=1e-6
+    )
+
+
 def test_calibrate_detects_logits():
     model = _classifier(activation=None)
     x, y = _data(model)

@@ -322,6 +322,9 @@ def calibrate(
     predictions = np.asarray(predictions, dtype=np.float64)
     temperature = fit_temperature(predictions, y_val, from_logits=from_logits)
     layer = Temperature(temperature, from_logits=from_logits)
+    # `inputs` / `outputs` (lists) exist on Sequential and Functional models alike;
+    # `input` / `output` do not on Sequential, and may be one-element lists.
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     return keras.Model(
-        model.input, layer(model.output), name=f"{model.name}_calibrated"
+        inputs, layer(model.outputs[0]), name=f"{model.name}_calibrated"
     )
