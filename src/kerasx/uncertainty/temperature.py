@@ -325,6 +325,4 @@ def calibrate(
     # `inputs` / `outputs` (lists) exist on Sequential and Functional models alike;
     # `input` / `output` do not on Sequential, and may be one-element lists.
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    return keras.Model(
-        inputs, layer(model.outputs[0]), name=f"{model.name}_calibrated"
-    )
+    return keras.Model(inputs, layer(model.outputs[0]), name=f"{model.name}_calibrated")
