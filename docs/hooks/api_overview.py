@@ -21,6 +21,7 @@ MODULES = (
     "layers",
     "uncertainty",
     "transforms",
+    "transfer",
     "ops",
     "models",
     "saving",

@@ -23,6 +23,7 @@ from kerasx import (
     plotting,
     saving,
     schedules,
+    transfer,
     transforms,
     uncertainty,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "plotting",
     "saving",
     "schedules",
+    "transfer",
     "transforms",
     "uncertainty",
 ]
