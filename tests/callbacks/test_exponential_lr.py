@@ -108,3 +108,48 @@ def test_steps_per_execution_is_refused():
         model.fit(
             x, y, batch_size=BATCH, callbacks=[ExponentialLearningRate(1.1)], verbose=0
         )
+
+
+class KernelRecorder(keras.callbacks.Callback):
+    """The kernel after every batch (JAX state synced first)."""
+
+    def __init__(self):
+        super().__init__()
+        self.kernels = []
+
+    def on_train_begin(self, logs=None):
+        self.kernels = [np.array(self.model.layers[0].kernel.numpy(), "float64")]
+
+    def on_train_batch_end(self, batch, logs=None):
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()
+        self.kernels.append(np.array(self.model.layers[0].kernel.numpy(), "float64"))
+
+
+def test_recorded_rates_are_the_rates_the_weights_moved_by():
+    """`rates` against a hand-computed sequence and against the weight deltas.
+
+    Plain SGD on MSE: `delta_kernel = -rate_k * grad_k`, `grad_k` from NumPy at
+    the recorded kernel. Plant: record `initial * factor**k` from Python while
+    the step applies another rate (e.g. the rate of step k + 1, or a rate set on
+    an optimizer the step does not use): the weight-delta assert fails.
+    """
+    model, sweep = make_model(), ExponentialLearningRate(1.5)
+    x, y = data(5)
+    x, y = x.astype("float32"), y.astype("float32")
+    recorder = KernelRecorder()
+    model.fit(
+        x, y, batch_size=BATCH, shuffle=False, callbacks=[sweep, recorder], verbose=0
+    )
+    expected = [0.01 * 1.5**k for k in range(5)]
+    np.testing.assert_allclose(sweep.rates, expected, rtol=1.2e-7)
+    bias = 0.0
+    for k, rate in enumerate(sweep.rates):
+        kernel = recorder.kernels[k]
+        xb, yb = x[BATCH * k : BATCH * (k + 1)], y[BATCH * k : BATCH * (k + 1)]
+        error = xb @ kernel + bias - yb
+        grad = 2.0 * xb.T @ error / BATCH
+        delta = recorder.kernels[k + 1] - kernel
+        # float32 weights and gradient: 1e-4 relative on a delta of 1e-2.
+        np.testing.assert_allclose(-delta / grad, rate, rtol=1e-4)
+        bias -= rate * 2.0 * float(np.mean(error))

@@ -19,6 +19,17 @@ the last applied learning rate in its variable and the last applied momentum as
 its Python float (as `keras.callbacks.LearningRateScheduler` leaves it), the
 optimizer's `apply` and the model's `make_train_function` are the class' own
 again, and the train function is rebuilt without the schedule.
+
+Under mixed precision `compile` wraps the optimizer in a
+`keras.optimizers.LossScaleOptimizer` (users may wrap it themselves). The hook
+then wraps the *inner* optimizer, the one that applies the updates: its `apply`
+is what every backend calls for a finite step (JAX's `stateless_apply` of the
+loss-scale optimizer calls the inner `stateless_apply`, never its own
+`apply`), its `learning_rate` variable and `momentum` / `beta_1` are the ones
+used, and its `iterations` count only the applied updates: a step the
+loss-scale optimizer skips for non-finite gradients neither assigns a rate nor
+advances the schedule, as a Keras `LearningRateSchedule` compiled into the same
+optimizer behaves.
 """
 
 from __future__ import annotations
@@ -31,8 +42,27 @@ from kerasx import _keras_internals
 _HOOK_ATTRIBUTE = "_kerasx_step_hook"
 
 
+def applying_optimizer(optimizer):
+    """The optimizer that applies the updates: inside any `LossScaleOptimizer`."""
+    while isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
+def accumulation_steps(optimizer) -> int:
+    """Batches per applied update (`gradient_accumulation_steps`, else 1)."""
+    return applying_optimizer(optimizer).gradient_accumulation_steps or 1
+
+
+def raw_step_count(optimizer) -> int:
+    """Batches the applying optimizer has consumed (every accumulation step)."""
+    raw = _keras_internals.raw_iterations(applying_optimizer(optimizer))
+    return int(ops.convert_to_numpy(raw))
+
+
 def check_learning_rate_is_variable(optimizer) -> None:
     """Raises if the optimizer's learning rate is a schedule or a callable."""
+    optimizer = applying_optimizer(optimizer)
     if not isinstance(optimizer.learning_rate, keras.Variable):
         compiled = _keras_internals.compiled_learning_rate(optimizer)
         raise ValueError(
@@ -46,6 +76,7 @@ def check_learning_rate_is_variable(optimizer) -> None:
 
 def momentum_kind(optimizer) -> str:
     """How momentum can be cycled on `optimizer`: "beta_1" or "sgd"; else raises."""
+    optimizer = applying_optimizer(optimizer)
     if isinstance(optimizer, keras.optimizers.SGD):
         if optimizer.momentum == 0 or optimizer.nesterov:
             raise ValueError(
@@ -76,16 +107,18 @@ class StepHook:
     ) -> None:
         self.owner = owner
         self.model = model
-        self.optimizer = model.optimizer
+        self.optimizer = applying_optimizer(model.optimizer)
         self.learning_rate_fn = learning_rate_fn
         self.momentum_fn = momentum_fn
         self.start_step = start_step
         self.kind = momentum_kind(self.optimizer) if momentum_fn else None
-        if self.kind == "sgd" and not self.optimizer.built:
+        outer = model.optimizer
+        if self.kind == "sgd" and not outer.built:
             # The momentum slots must exist before the traced step rescales them;
-            # this is the build `apply` would do on the first step.
-            with keras.name_scope(self.optimizer.name, caller=self.optimizer):
-                self.optimizer.build(model.trainable_variables)
+            # this is the build `apply` would do on the first step (a loss-scale
+            # optimizer builds its inner one).
+            with keras.name_scope(outer.name, caller=outer):
+                outer.build(model.trainable_variables)
         self.variable = self.optimizer.learning_rate
 
     def install(self) -> None:
@@ -178,6 +211,6 @@ def _iterations(optimizer) -> int:
 
 def remove_step_hook(model) -> None:
     """Ends a hook left on `model`'s optimizer (no-op when there is none)."""
-    hook = getattr(model.optimizer, _HOOK_ATTRIBUTE, None)
+    hook = getattr(applying_optimizer(model.optimizer), _HOOK_ATTRIBUTE, None)
     if hook is not None:
         hook.finish()

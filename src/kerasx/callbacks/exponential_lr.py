@@ -11,7 +11,12 @@ import numpy as np
 from keras import ops
 
 from kerasx import _checks
-from kerasx.callbacks._step_hook import StepHook, check_learning_rate_is_variable
+from kerasx.callbacks._step_hook import (
+    StepHook,
+    applying_optimizer,
+    check_learning_rate_is_variable,
+    raw_step_count,
+)
 
 # The next rate is predicted in float64 from the float32 inputs; the train step
 # computes it in float32 (`power` to within a few ulps), hence the margin.
@@ -29,22 +34,34 @@ def _scientific(log_value: float) -> str:
 
 @keras.saving.register_keras_serializable(package="kerasx")
 class ExponentialLearningRate(keras.callbacks.Callback):
-    """Multiplies the learning rate by `factor` after every optimizer step.
+    """Multiplies the learning rate by `factor` after every applied update.
 
-    The rate of step `k` of a `fit` call is `rate_0 * factor ** k`, where
+    The rate of update `k` of a `fit` call is `rate_0 * factor ** k`, where
     `rate_0` is the optimizer's learning rate when training begins; it is
-    computed inside the train step from `optimizer.iterations`. After each batch
-    the callback records the rate used and the **true** loss of that batch.
-    Keras only reports the running mean of the epoch, weighted by batch size;
-    with equal batches the batch loss is recovered as
+    computed inside the train step from `optimizer.iterations`. After each
+    applied update the callback records the rate used and the **true** loss of
+    its batch. Keras only reports the running mean of the epoch, weighted by
+    batch size; with equal batches the batch loss is recovered as
 
     `loss_k = k * mean_k - (k - 1) * mean_{k-1}`   (k = 1, 2, ... within an epoch)
 
     in float64. A smaller final batch is recovered under the same equal-size
     assumption (drop the remainder when that matters). The recorded rate is the
-    one actually applied: the float32 value of the optimizer's learning-rate
-    variable. When the next rate (or `factor ** k`, computed on the way) would
-    leave the positive normal float32 range (overflow to inf, or underflow
+    one actually applied: after each update it is read back from the
+    optimizer's learning-rate variable (float32), not computed in Python.
+
+    Updates, not batches, are counted. With `gradient_accumulation_steps=n` on
+    the optimizer one point is recorded per `n` batches, its loss the mean of
+    their losses (the loss of the accumulated gradient). Under mixed precision
+    the rate is set on the optimizer inside the `LossScaleOptimizer`, and a
+    batch the loss-scale optimizer skips for non-finite gradients (the loss
+    scale is too high) applies nothing: the rate stays, no point is recorded and
+    the batch's loss is dropped (unless the loss itself is not finite: the
+    model diverged, and that batch is recorded, with the rate the variable
+    still holds, the last applied one).
+
+    When the next rate (or `factor ** k`, computed on the way) would leave the
+    positive normal float32 range (overflow to inf, or underflow
     below 1.1754944e-38), training stops after the current batch with a
     warning, as `keras.callbacks.TerminateOnNaN` stops it, instead of applying
     inf. The lists are reset when training begins. After `fit`, completed or
@@ -58,9 +75,10 @@ class ExponentialLearningRate(keras.callbacks.Callback):
             when training begins must be a positive normal float32 too.
 
     Attributes:
-        rates: Learning rate applied at every batch (Python floats of the
-            float32 values).
-        losses: Loss of every batch (Python floats).
+        rates: Learning rate of every applied update, read back from the
+            optimizer's variable (Python floats of the float32 values).
+        losses: Loss of every applied update's batch (or the mean over its
+            accumulated batches), as Python floats.
 
     Example:
 
@@ -98,7 +116,8 @@ class ExponentialLearningRate(keras.callbacks.Callback):
                 model.steps_per_execution,
             )
         self.rates, self.losses = [], []
-        self._initial_rate = float(ops.convert_to_numpy(model.optimizer.learning_rate))
+        optimizer = applying_optimizer(model.optimizer)
+        self._initial_rate = float(ops.convert_to_numpy(optimizer.learning_rate))
         if not _checks.is_normal_float32(self._initial_rate):
             raise _checks.invalid(
                 "optimizer.learning_rate",
@@ -109,9 +128,9 @@ class ExponentialLearningRate(keras.callbacks.Callback):
         self._log_initial = math.log(self._initial_rate)
         # The train step raises the float32 factor to the power: predict with it.
         self._log_factor = math.log(float(np.float32(self.factor)))
-        self._accumulation = model.optimizer.gradient_accumulation_steps or 1
-        self._batches_seen = 0
-        start = int(ops.convert_to_numpy(model.optimizer.iterations))
+        start = int(ops.convert_to_numpy(optimizer.iterations))
+        self._updates, self._batches = start, raw_step_count(optimizer)
+        self._pending_losses: list[float] = []
         initial, factor = self._initial_rate, self.factor
 
         def learning_rate_fn(step):
@@ -125,20 +144,31 @@ class ExponentialLearningRate(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         mean = float((logs or {})["loss"])
-        self.losses.append((batch + 1) * mean - batch * self._previous_mean)
+        loss = (batch + 1) * mean - batch * self._previous_mean
         self._previous_mean = mean
-        self.rates.append(self._applied_rate())
-        self._batches_seen += 1
-        self._stop_before_float32_overflow(self._batches_seen // self._accumulation)
-
-    def _applied_rate(self) -> float:
-        """The float32 value of the optimizer's learning-rate variable, now."""
         # JAX's `fit` keeps the variables' values outside them between batches;
         # its public sync puts them back (a no-op once synced).
         sync = getattr(self.model, "jax_state_sync", None)
         if sync is not None:
             sync()
-        return float(ops.convert_to_numpy(self._hook.variable))
+        optimizer = self._hook.optimizer
+        batches = raw_step_count(optimizer)
+        if batches > self._batches:  # not skipped by a loss-scale optimizer
+            self._pending_losses.append(loss)
+        self._batches = batches
+        updates = int(ops.convert_to_numpy(optimizer.iterations))
+        applied = updates > self._updates
+        if not (applied or math.isfinite(loss)):
+            # The loss itself, not only its scaled gradient, is not finite: the
+            # model diverged, whether or not a loss-scale optimizer skips the step.
+            self.rates.append(float(ops.convert_to_numpy(self._hook.variable)))
+            self.losses.append(loss)
+        if applied:
+            self.rates.append(float(ops.convert_to_numpy(self._hook.variable)))
+            self.losses.append(float(np.mean(self._pending_losses)))
+            self._pending_losses = []
+            self._updates = updates
+            self._stop_before_float32_overflow(updates - self._hook.start_step)
 
     def _stop_before_float32_overflow(self, step: int) -> None:
         """Stops training when the rate of `step` would not be a normal float32.
@@ -182,3 +212,43 @@ class ExponentialLearningRate(keras.callbacks.Callback):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ExponentialLearningRate:
         return cls(**config)
+
+
+class PerUpdate(keras.callbacks.Callback):
+    """Calls `callback.on_train_batch_end` only after batches that recorded a point.
+
+    Batches that only accumulate a gradient, or that a loss-scale optimizer
+    skips, add no point to `sweep`; a callback that judges the sweep (the LR
+    finder's stop rule) sees one call per applied update. Everything else is
+    forwarded unchanged.
+    """
+
+    def __init__(self, sweep: ExponentialLearningRate, callback) -> None:
+        super().__init__()
+        self.sweep, self.callback, self._seen = sweep, callback, 0
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.callback.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.callback.set_params(params)
+
+    def on_train_begin(self, logs=None):
+        self._seen = 0
+        self.callback.on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        self.callback.on_train_end(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.callback.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.callback.on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if len(self.sweep.rates) > self._seen:
+            self._seen = len(self.sweep.rates)
+            self.callback.on_train_batch_end(batch, logs)

@@ -10,7 +10,13 @@ import numpy as np
 from keras import ops
 
 from kerasx import _checks
-from kerasx.callbacks._step_hook import StepHook, check_learning_rate_is_variable
+from kerasx.callbacks._step_hook import (
+    StepHook,
+    accumulation_steps,
+    applying_optimizer,
+    check_learning_rate_is_variable,
+    raw_step_count,
+)
 from kerasx.schedules import _check_momentum, _piecewise
 
 
@@ -77,9 +83,23 @@ class OneCycleScheduler(keras.callbacks.Callback):
     moves the other way: `max_momentum -> base_momentum -> max_momentum`.
 
     With `iterations=None` (the default) the cycle spans the whole `fit`, as
-    fastai's `fit_one_cycle`: `epochs * steps_per_epoch` batches (from the
-    callback's `params`), in optimizer steps, starting at epoch 0 of that `fit`,
-    so `fit(initial_epoch=k)` continues at epoch `k`'s step.
+    fastai's `fit_one_cycle`: the optimizer updates that `epochs *
+    steps_per_epoch` batches (from the callback's `params`) apply, starting at
+    epoch 0 of that `fit`, so `fit(initial_epoch=k)` continues at epoch `k`'s
+    step. With `gradient_accumulation_steps=n` that is the number of multiples
+    of `n` the optimizer's batch count passes, also when updates straddle
+    epochs (5 batches an epoch, `n=2`, 2 epochs: 5 updates).
+
+    The step is an applied update, as for a Keras `LearningRateSchedule`: under
+    gradient accumulation the rate changes once per `n` batches, and under
+    mixed precision the rate and momentum are set on the optimizer inside the
+    `LossScaleOptimizer`, whose `iterations` do not count the steps it skips
+    for non-finite gradients. A skipped step applies nothing and the next
+    update gets the rate the skipped one would have had, so every rate of the
+    curve is applied once, in order; the cost is that a `fit` with skipped
+    steps ends that many updates before the cycle's end. (PyTorch's
+    `OneCycleLR` stepped per batch with a `GradScaler` instead drops the rate of
+    a skipped step and ends on time.)
 
     With an explicit `iterations` the step is `optimizer.iterations -
     start_step`, evaluated inside the compiled train step, so the rate is exact
@@ -256,8 +276,16 @@ class OneCycleScheduler(keras.callbacks.Callback):
             self.schedule, "iterations", getattr(self.schedule, "total_steps", None)
         )
 
-    def _fit_cycle(self) -> tuple[_HandsOnMLOneCycle, int]:
-        """The cycle of this `fit` (`iterations=None`) and its updates per epoch."""
+    def _fit_cycle(self, first_batch: int) -> tuple[_HandsOnMLOneCycle, int]:
+        """The cycle of this `fit` (`iterations=None`) and its start step.
+
+        `first_batch` is the optimizer's batch count at epoch 0 of the `fit`.
+        An update is applied when the batch count reaches a multiple of the
+        accumulation steps `n`, so the batches `[first_batch, first_batch +
+        epochs * steps)` apply `(first_batch + epochs * steps) // n -
+        first_batch // n` updates, the first while `iterations` is
+        `first_batch // n`.
+        """
         steps = self.params.get("steps")
         epochs = self.params.get("epochs")
         if not steps:
@@ -267,20 +295,23 @@ class OneCycleScheduler(keras.callbacks.Callback):
                 "`fit` a `steps_per_epoch`, or data with a length)",
                 None,
             )
-        accumulation = self.model.optimizer.gradient_accumulation_steps or 1
-        updates_per_epoch = steps // accumulation
-        iterations = epochs * updates_per_epoch
+        accumulation = accumulation_steps(self.model.optimizer)
+        start = first_batch // accumulation
+        iterations = (first_batch + epochs * steps) // accumulation - start
         if iterations < 2:
+            per_update = (
+                f", {accumulation} batches per update" if accumulation > 1 else ""
+            )
             raise _checks.invalid(
                 "iterations",
-                f"a `fit` of at least 2 optimizer steps (epochs={epochs} x "
-                f"{updates_per_epoch} steps)",
+                f"a `fit` of at least 2 optimizer updates (epochs={epochs} x "
+                f"{steps} batches{per_update}: {iterations})",
                 None,
             )
-        return self._cycle(iterations), updates_per_epoch
+        return self._cycle(iterations), start
 
     def on_train_begin(self, logs=None):
-        optimizer = self.model.optimizer
+        optimizer = applying_optimizer(self.model.optimizer)
         check_learning_rate_is_variable(optimizer)
         dtype = keras.backend.standardize_dtype(optimizer.iterations.dtype)
         largest_step = int(np.iinfo(dtype).max)
@@ -291,9 +322,12 @@ class OneCycleScheduler(keras.callbacks.Callback):
                 f"{dtype})",
                 self.start_step,
             )
-        self._updates_per_epoch = None
-        if self._arguments is not None and self._arguments["iterations"] is None:
-            self.schedule, self._updates_per_epoch = self._fit_cycle()
+        self._spans_fit = self._arguments is not None and (
+            self._arguments["iterations"] is None
+        )
+        start_step = self.start_step
+        if self._spans_fit:
+            self.schedule, start_step = self._fit_cycle(raw_step_count(optimizer))
         else:
             step = int(ops.convert_to_numpy(optimizer.iterations)) - self.start_step
             if self.iterations is not None and step >= self.iterations:
@@ -304,25 +338,35 @@ class OneCycleScheduler(keras.callbacks.Callback):
                     "`start_step=int(model.optimizer.iterations)`.",
                     stacklevel=2,
                 )
+
+        # Read at trace time: the first epoch may replace the schedule.
+        def learning_rate_fn(s):
+            return self.schedule(s)
+
         momentum_fn = None
         if self.cycle_momentum:
-            schedule = self.schedule
 
             def momentum_fn(s):
-                return schedule.momentum(s, self.base_momentum, self.max_momentum)
+                return self.schedule.momentum(s, self.base_momentum, self.max_momentum)
 
         self._hook = StepHook(
-            self, self.model, self.schedule, momentum_fn, self.start_step
+            self, self.model, learning_rate_fn, momentum_fn, start_step
         )
         self._hook.install()
         self._first_epoch = True
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self._first_epoch and self._updates_per_epoch is not None:
-            # The cycle's step 0 is epoch 0 of this `fit`; the train function is
-            # traced on the first batch, after this.
-            iterations = int(ops.convert_to_numpy(self.model.optimizer.iterations))
-            self._hook.start_step = iterations - epoch * self._updates_per_epoch
+        if self._first_epoch and self._spans_fit and epoch > 0:
+            # The cycle's step 0 is epoch 0 of this `fit` (`initial_epoch`
+            # epochs of batches ago); the train function is traced on the first
+            # batch, after this.
+            first_batch = raw_step_count(self.model.optimizer)
+            first_batch -= epoch * self.params["steps"]
+            try:
+                self.schedule, self._hook.start_step = self._fit_cycle(first_batch)
+            except ValueError:
+                self._hook.finish()
+                raise
         self._first_epoch = False
 
     def on_epoch_end(self, epoch, logs=None):
