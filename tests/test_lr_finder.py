@@ -86,7 +86,7 @@ def test_sweep_rates_and_bit_exact_restore(seed):
         result.rates, 1e-4 * 10 ** (3 * np.arange(8) / 7), rtol=1e-6
     )
     assert result.losses.shape == result.smoothed_losses.shape == (8,)
-    assert set(result.suggestions) == {"valley", "steep", "minimum"}
+    assert set(result.suggestions) == {"valley", "steep", "minimum", "slide"}
     assert result.stop_reason == "completed" and result.num_steps == 8
     assert result.suggestion == result.suggestions["valley"]
     rates, losses = result

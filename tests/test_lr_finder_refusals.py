@@ -138,7 +138,8 @@ def test_smooth_and_from_losses_refuse_bad_input():
     with pytest.raises(
         ValueError,
         match=r"`stop_reason`\. Expected one of \['completed', 'diverged', "
-        r"'non-finite loss', 'data exhausted', 'stopped by a callback'\]\. "
+        r"'non-finite loss', 'data exhausted', 'stopped by a callback', "
+        r"'flat loss curve', 'no trainable weights'\]\. "
         r"Received: stop_reason='done'$",
     ):
         LRFinderResult.from_losses([0.1, 0.2], [1.0, 2.0], stop_reason="done")

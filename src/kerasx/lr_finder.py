@@ -15,10 +15,11 @@ import numpy as np
 from kerasx import _checks, _keras_internals
 from kerasx._state import VariableSnapshot
 from kerasx.callbacks._step_hook import (
+    accumulation_steps,
     check_learning_rate_is_variable,
     remove_step_hook,
 )
-from kerasx.callbacks.exponential_lr import ExponentialLearningRate
+from kerasx.callbacks.exponential_lr import ExponentialLearningRate, PerUpdate
 from kerasx.plotting import plot_lr_vs_loss
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "find_learning_rate",
     "minimum",
     "plot_lr_vs_loss",
+    "slide",
     "smooth",
     "steep",
     "suggest",
@@ -39,7 +41,23 @@ DIVERGED = "diverged"
 NON_FINITE = "non-finite loss"
 DATA_EXHAUSTED = "data exhausted"
 STOPPED = "stopped by a callback"
-_STOP_REASONS = (COMPLETED, DIVERGED, NON_FINITE, DATA_EXHAUSTED, STOPPED)
+# Why a result has no suggestion (`LRFinderResult.stop_reason` too).
+FLAT = "flat loss curve"
+NO_TRAINABLE_WEIGHTS = "no trainable weights"
+_STOP_REASONS = (
+    COMPLETED,
+    DIVERGED,
+    NON_FINITE,
+    DATA_EXHAUSTED,
+    STOPPED,
+    FLAT,
+    NO_TRAINABLE_WEIGHTS,
+)
+
+# A curve whose smoothed losses span less than this, relative to their largest
+# magnitude, is flat: a constant loss read back from Keras' float32 running mean
+# wobbles by ~1e-4 relative over an epoch of 1000 batches.
+FLAT_TOLERANCE = 1e-3
 
 # More passes than this over the data is almost always a `num_steps` mistake.
 _MAX_QUIET_PASSES = 10
@@ -112,7 +130,31 @@ class _BiasCorrectedEMA:
         return self.average / (1.0 - self.beta**self.count)
 
 
-def smooth(losses: Sequence[float], smoothing: float = 0.98) -> np.ndarray:
+def _smoothing_coefficient(smoothing: Any, beta: Any) -> float:
+    """The EMA coefficient from `smoothing` or its fastai name `beta` (0.98)."""
+    smoothing, beta = (
+        _checks.number(name, value, low=0, high=1, high_open=True, allow_none=True)
+        for name, value in (("smoothing", smoothing), ("beta", beta))
+    )
+    if smoothing is not None and beta is not None and smoothing != beta:
+        raise _checks.invalid(
+            "beta",
+            f"the same value as smoothing={smoothing!r} or None (`beta` is "
+            "fastai's name for `smoothing`; pass one of them)",
+            beta,
+        )
+    for value in (smoothing, beta):
+        if value is not None:
+            return value
+    return 0.98
+
+
+def smooth(
+    losses: Sequence[float],
+    smoothing: float | None = None,
+    *,
+    beta: float | None = None,
+) -> np.ndarray:
     """Bias-corrected exponential moving average of `losses`, in float64.
 
     `smoothed_k = a_k / (1 - smoothing**(k + 1))` with
@@ -121,13 +163,16 @@ def smooth(losses: Sequence[float], smoothing: float = 0.98) -> np.ndarray:
 
     Args:
         losses: Losses in sweep order.
-        smoothing: EMA coefficient in [0, 1); 0 returns the losses.
+        smoothing: EMA coefficient in [0, 1); 0 returns the losses. Default
+            0.98, as fastai's.
+        beta: fastai's name for `smoothing` (`AvgSmoothLoss(beta=0.98)`); give
+            one of the two, or both with the same value.
 
     Returns:
         The smoothed losses (float64 array of the same length).
     """
     losses = _curve("losses", losses)
-    smoothing = _checks.number("smoothing", smoothing, low=0, high=1, high_open=True)
+    smoothing = _smoothing_coefficient(smoothing, beta)
     average = _BiasCorrectedEMA(smoothing)
     return np.array([average.update(float(loss)) for loss in losses], dtype="float64")
 
@@ -193,48 +238,149 @@ def minimum(rates: Sequence[float], losses: Sequence[float]) -> float:
     return float(rates[int(np.argmin(losses))]) / 10
 
 
-_RULES = {"valley": valley, "steep": steep, "minimum": minimum}
+def slide(
+    rates: Sequence[float],
+    losses: Sequence[float],
+    *,
+    lr_diff: int = 15,
+    thresh: float = 0.005,
+    adjust_value: float = 1.0,
+) -> float:
+    """fastai's `slide`: slides a window left until the loss's slope levels off.
+
+    With `g = np.gradient(losses)` (per point, not per log rate) and a window
+    whose right end `r` starts at the last point and left end at
+    `l = r - lr_diff`, the window slides one point left while
+    `|g[r] - g[l]| > thresh` and `l >= 0`. The suggestion is
+    `adjust_value` times the rate at the window's last left end that passed the
+    test (the rate at `l = len - 1 - lr_diff` when the first window already
+    fails it, the first rate when every window passes). A curve of
+    `lr_diff` points or fewer has no window: the suggestion is NaN (fastai
+    raises an `IndexError`).
+
+    Args:
+        rates: Learning rates, increasing, finite and > 0 (at least 2).
+        losses: Smoothed loss at each rate, finite.
+        lr_diff: Width of the window in points, an integer >= 1.
+        thresh: Largest difference of the two slopes that counts as level, a
+            float >= 0.
+        adjust_value: Factor applied to the rate found, a float > 0.
+
+    Returns:
+        The suggested rate.
+
+    Example:
+
+    ```python
+    >>> rates = 10.0 ** np.linspace(-5, 0, 51)
+    >>> losses = np.concatenate([np.full(20, 2.0), np.linspace(2.0, 0.5, 31)])
+    >>> losses[-10:] += 0.3 * np.arange(10) ** 2  # a blow-up at the end
+    >>> round(slide(rates, losses), 6)  # 10 ** -2.4: on the straight fall
+    0.003981
+
+    ```
+
+    Reference:
+        - fastai `slide` (`fastai.callback.schedule`, fastai 2.8), its
+          "interval slide rule", with the same defaults.
+    """
+    rates, losses = _rule_curve(rates, losses)
+    lr_diff = _checks.integer("lr_diff", lr_diff, minimum=1)
+    thresh = _checks.number("thresh", thresh, low=0)
+    adjust_value = _checks.number("adjust_value", adjust_value, low=0, low_open=True)
+    gradient = np.gradient(losses)
+    right = len(losses) - 1
+    left = right - lr_diff
+    if left < 0:
+        return math.nan
+    found = rates[left]
+    while left >= 0 and abs(gradient[right] - gradient[left]) > thresh:
+        found = rates[left]
+        right, left = right - 1, left - 1
+    return float(found) * adjust_value
+
+
+_RULES = {"valley": valley, "steep": steep, "minimum": minimum, "slide": slide}
 
 
 def suggestion_range(
-    smoothed_losses: Sequence[float], num_steps: int | None = None
+    smoothed_losses: Sequence[float],
+    num_steps: int | None = None,
+    *,
+    skip_start: int | None = None,
+    skip_end: int = 5,
 ) -> tuple[int, int]:
     """The points `suggest` uses, `[start, stop)`, as fastai's `lr_find` picks them.
 
-    `start = num_steps // 10`, `stop = len - 5`, and `stop` moves back to the
-    first non-finite smoothed loss inside that range.
+    `start = skip_start` (default `num_steps // 10`), `stop = len - skip_end`
+    (default 5), and `stop` moves back to the first non-finite smoothed loss
+    inside that range.
 
     Args:
         smoothed_losses: The recorded smoothed losses.
         num_steps: The requested length of the sweep (fastai's `num_it`), an
             integer >= 0; defaults to the number of recorded points.
+        skip_start: Points skipped at the start, an integer >= 0 or None for
+            fastai's `num_steps // 10`.
+        skip_end: Points skipped at the end, an integer >= 0 (fastai: 5).
 
     Returns:
         `(start, stop)` indices; `stop <= start` when no point is left.
     """
     smoothed_losses = _curve("smoothed_losses", smoothed_losses)
     num_steps = _checks.integer("num_steps", num_steps, minimum=0, allow_none=True)
+    skip_start = _checks.integer("skip_start", skip_start, minimum=0, allow_none=True)
+    skip_end = _checks.integer("skip_end", skip_end, minimum=0)
     count = len(smoothed_losses)
     num_steps = count if num_steps is None else num_steps
-    start, stop = num_steps // 10, count - 5
+    start = num_steps // 10 if skip_start is None else skip_start
+    stop = count - skip_end
     finite = np.isfinite(smoothed_losses[start:stop])
     if not finite.all():
         stop = start + int(np.argmin(finite))
     return start, stop
 
 
+def _is_flat(smoothed_losses: Sequence[float]) -> bool:
+    """Whether a curve is too flat to suggest from.
+
+    `max - min <= FLAT_TOLERANCE * max(|max|, |min|)` over the finite values
+    (`FLAT_TOLERANCE = 1e-3`), so an all-zero curve is flat too: a loss that
+    moves by less than 0.1 % over the whole sweep says nothing about the rate
+    (a constant loss, or rates far too small to train).
+
+    Args:
+        smoothed_losses: Smoothed losses (the points the rules see).
+
+    Returns:
+        True when the curve is flat (or has no finite value).
+    """
+    losses = _curve("smoothed_losses", smoothed_losses)
+    losses = losses[np.isfinite(losses)]
+    if not losses.size:
+        return True
+    highest, lowest = float(losses.max()), float(losses.min())
+    return highest - lowest <= FLAT_TOLERANCE * max(abs(highest), abs(lowest))
+
+
 def suggest(
     rates: Sequence[float],
     smoothed_losses: Sequence[float],
     num_steps: int | None = None,
+    *,
+    skip_start: int | None = None,
+    skip_end: int = 5,
 ) -> dict[str, float]:
-    """fastai's `lr_find` suggestions: `valley`, `steep` and `minimum`.
+    """fastai's `lr_find` suggestions: `valley`, `steep`, `minimum` and `slide`.
 
     As in fastai's `Learner.lr_find`, the rules see only the recorded points
-    `[num_steps // 10 : -5]` (the first tenth of the requested sweep and the
-    last five points are skipped), truncated at the first non-finite smoothed
-    loss (fastai truncates at the first NaN, and its sweep stops at an
-    infinite one). With fewer than 2 points left every suggestion is NaN.
+    `[skip_start : len - skip_end]`, by default fastai's `[num_steps // 10 : -5]`
+    (the first tenth of the requested sweep and the last five points are
+    skipped), truncated at the first non-finite smoothed loss (fastai truncates
+    at the first NaN, and its sweep stops at an infinite one). With fewer than
+    2 points left, or a flat curve there (see `FLAT_TOLERANCE`), every suggestion is
+    NaN; `slide` is also NaN on 15 points or fewer (its window is 15 points
+    wide).
 
     Args:
         rates: Learning rates of the recorded points, increasing, finite and > 0.
@@ -242,9 +388,12 @@ def suggest(
             as `rates`.
         num_steps: The requested length of the sweep (fastai's `num_it`);
             defaults to the number of recorded points.
+        skip_start: Points skipped at the start, an integer >= 0, or None for
+            fastai's `num_steps // 10`.
+        skip_end: Points skipped at the end, an integer >= 0 (fastai: 5).
 
     Returns:
-        `{"valley": ..., "steep": ..., "minimum": ...}`.
+        `{"valley": ..., "steep": ..., "minimum": ..., "slide": ...}`.
 
     Example:
 
@@ -254,7 +403,7 @@ def suggest(
     >>> suggestion_range(losses)  # 51 // 10 skipped at the start, 5 at the end
     (5, 46)
     >>> {name: round(rate, 6) for name, rate in suggest(rates, losses).items()}
-    {'valley': 0.000398, 'steep': 3.2e-05, 'minimum': 0.001}
+    {'valley': 0.000398, 'steep': 3.2e-05, 'minimum': 0.001, 'slide': 3.2e-05}
 
     ```
 
@@ -266,8 +415,10 @@ def suggest(
     losses = _curve("smoothed_losses", smoothed_losses)
     _check_same_length(rates, losses, "smoothed_losses")
     _check_rates(rates)
-    start, stop = suggestion_range(losses, num_steps)
-    if stop - start < 2:
+    start, stop = suggestion_range(
+        losses, num_steps, skip_start=skip_start, skip_end=skip_end
+    )
+    if stop - start < 2 or _is_flat(losses[start:stop]):
         return dict.fromkeys(_RULES, math.nan)
     rates, losses = rates[start:stop], losses[start:stop]
     return {name: rule(rates, losses) for name, rule in _RULES.items()}
@@ -284,13 +435,19 @@ class LRFinderResult:
         rates: Learning rate of every step.
         losses: True loss of every step's batch.
         smoothed_losses: Bias-corrected EMA of `losses` (see `smooth`).
-        suggestions: `"valley"`, `"steep"` and `"minimum"`, computed as fastai's
-            `lr_find` computes them (see `suggest`).
+        suggestions: `"valley"`, `"steep"`, `"minimum"` and `"slide"`, computed
+            as fastai's `lr_find` computes them (see `suggest`); all NaN when
+            the curve is flat or the model has no trainable weights.
         stop_reason: Why the sweep ended: `"completed"` (all `num_steps`),
-            `"diverged"` (smoothed loss above `divergence_threshold` times its
-            minimum), `"non-finite loss"`, `"data exhausted"` or `"stopped by a
-            callback"`.
+            `"diverged"` (the smoothed loss rose too far above its minimum; see
+            `find_learning_rate`), `"non-finite loss"`, `"data exhausted"` or
+            `"stopped by a callback"`; or why there is no suggestion: `"flat
+            loss curve"` (see `suggest`) or `"no trainable weights"` (no sweep
+            ran).
         num_steps: The requested length of the sweep (fastai's `num_it`).
+        skip_start: Points the suggestions skip at the start (None: fastai's
+            `num_steps // 10`).
+        skip_end: Points the suggestions skip at the end (fastai: 5).
         suggestion: The `"valley"` suggestion.
         suggestion_range: `(start, stop)`: the points the suggestions use.
     """
@@ -301,6 +458,8 @@ class LRFinderResult:
     suggestions: dict[str, float] = field(default_factory=dict)
     stop_reason: str = COMPLETED
     num_steps: int | None = None
+    skip_start: int | None = None
+    skip_end: int = 5
 
     @property
     def suggestion(self) -> float:
@@ -308,7 +467,12 @@ class LRFinderResult:
 
     @property
     def suggestion_range(self) -> tuple[int, int]:
-        return suggestion_range(self.smoothed_losses, self.num_steps)
+        return suggestion_range(
+            self.smoothed_losses,
+            self.num_steps,
+            skip_start=self.skip_start,
+            skip_end=self.skip_end,
+        )
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter((self.rates, self.losses))
@@ -318,18 +482,33 @@ class LRFinderResult:
         cls,
         rates: Sequence[float],
         losses: Sequence[float],
-        smoothing: float = 0.98,
+        smoothing: float | None = None,
         *,
+        beta: float | None = None,
         num_steps: int | None = None,
+        skip_start: int | None = None,
+        skip_end: int = 5,
         stop_reason: str = COMPLETED,
     ) -> LRFinderResult:
         """Smooths `losses` (see `smooth`) and computes the suggestions.
+
+        A curve that is flat over the points the rules use (see `suggest`)
+        warns, and the result's `stop_reason` is `"flat loss curve"`;
+        `stop_reason="no trainable weights"` gives NaN suggestions whatever the
+        curve.
 
         Args:
             rates: Learning rates, increasing.
             losses: Loss at each rate.
             smoothing: EMA coefficient in [0, 1); 0 keeps the raw losses.
+                Default 0.98, as fastai's.
+            beta: fastai's name for `smoothing`; give one of the two, or both
+                with the same value.
             num_steps: Requested length of the sweep; defaults to `len(rates)`.
+            skip_start: Points the suggestions skip at the start, an integer
+                >= 0, or None for fastai's `num_steps // 10`.
+            skip_end: Points the suggestions skip at the end, an integer >= 0
+                (fastai: 5).
             stop_reason: Why the sweep ended.
 
         Returns:
@@ -338,10 +517,55 @@ class LRFinderResult:
         rates, losses = _curve("rates", rates), _curve("losses", losses)
         _check_same_length(rates, losses, "losses")
         stop_reason = _checks.choice("stop_reason", stop_reason, _STOP_REASONS)
-        smoothed = smooth(losses, smoothing)
+        smoothed = smooth(losses, smoothing, beta=beta)
         num_steps = len(rates) if num_steps is None else num_steps
-        suggestions = suggest(rates, smoothed, num_steps)
-        return cls(rates, losses, smoothed, suggestions, stop_reason, num_steps)
+        skip = {"skip_start": skip_start, "skip_end": skip_end}
+        suggestions = suggest(rates, smoothed, num_steps, **skip)
+        start, stop = suggestion_range(smoothed, num_steps, **skip)
+        if stop_reason == NO_TRAINABLE_WEIGHTS:
+            suggestions = dict.fromkeys(_RULES, math.nan)
+        elif stop - start >= 2 and _is_flat(smoothed[start:stop]):
+            _warn_flat(smoothed[start:stop])
+            stop_reason = FLAT
+        return cls(
+            rates,
+            losses,
+            smoothed,
+            suggestions,
+            stop_reason,
+            num_steps,
+            skip_start,
+            skip_end,
+        )
+
+
+def _warn_flat(losses: np.ndarray) -> None:
+    highest, lowest = float(np.max(losses)), float(np.min(losses))
+    warnings.warn(
+        f"The loss curve is flat: over the {len(losses)} points the suggestion "
+        f"rules use, the smoothed loss spans {highest - lowest:.3g} "
+        f"(from {lowest:.6g} to {highest:.6g}), at most {FLAT_TOLERANCE:g} of its "
+        "magnitude, so no learning rate can be read off it and every suggestion "
+        "is NaN. Check that the loss depends on the trainable weights and that "
+        "`max_rate` is large enough to move it.",
+        stacklevel=3,
+    )
+
+
+def _diverged(
+    smoothed: float, best: float, first: float, threshold: float, negative: bool
+) -> bool:
+    """Whether the smoothed loss has risen too far above its best (lowest) value.
+
+    While no loss has been negative (`negative` False): fastai's
+    `smoothed > threshold * best`. Once one has: `smoothed - best > (threshold -
+    1) * scale` with `scale = max(|best|, first - best)`, `first` being the
+    first smoothed loss; never while `scale` is 0. See `find_learning_rate`.
+    """
+    if not negative:
+        return smoothed > threshold * best
+    scale = max(abs(best), first - best)
+    return scale > 0 and smoothed - best > (threshold - 1) * scale
 
 
 class _StopOnDivergence(keras.callbacks.Callback):
@@ -351,14 +575,19 @@ class _StopOnDivergence(keras.callbacks.Callback):
         super().__init__()
         self.sweep, self.num_steps, self.threshold = sweep, num_steps, threshold
         self.average = _BiasCorrectedEMA(smoothing)
-        self.best, self.reason = math.inf, None
+        self.best, self.first, self.reason = math.inf, None, None
+        self.negative = False  # whether any loss so far was < 0
 
     def on_train_batch_end(self, batch, logs=None):
-        smoothed = self.average.update(self.sweep.losses[-1])
+        loss = self.sweep.losses[-1]
+        smoothed = self.average.update(loss)
         self.best = min(self.best, smoothed)
+        self.negative = self.negative or loss < 0
+        if self.first is None:
+            self.first = smoothed
         if not math.isfinite(smoothed):
             self.reason = NON_FINITE
-        elif smoothed > self.threshold * self.best:
+        elif _diverged(smoothed, self.best, self.first, self.threshold, self.negative):
             self.reason = DIVERGED
         elif len(self.sweep.losses) >= self.num_steps:
             self.reason = COMPLETED
@@ -492,11 +721,14 @@ def find_learning_rate(
     min_rate: float = 1e-5,
     max_rate: float = 10.0,
     num_steps: int | None = None,
-    smoothing: float = 0.98,
+    smoothing: float | None = None,
     divergence_threshold: float = 4.0,
     shuffle: bool = True,
     sample_weight: Any = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    beta: float | None = None,
+    skip_start: int | None = None,
+    skip_end: int = 5,
 ) -> LRFinderResult:
     """Runs the LR range test on `model`, then puts everything back.
 
@@ -504,9 +736,40 @@ def find_learning_rate(
     geometrically from `min_rate` (first step) to `max_rate` (last step),
     `rate_k = min_rate * (max_rate / min_rate) ** (k / (num_steps - 1))`, and
     records the true loss of every batch. The sweep stops early once the
-    smoothed loss is non-finite or above `divergence_threshold` times its
-    minimum; `result.stop_reason` says why it ended. The suggestions are
-    fastai's (see `suggest`).
+    smoothed loss is non-finite or has diverged; `result.stop_reason` says why
+    it ended. The suggestions are fastai's (see `suggest`), on the points
+    `[skip_start : len - skip_end]` (fastai's `[num_steps // 10 : -5]` by
+    default).
+
+    Divergence is judged against `best`, the lowest smoothed loss so far, and
+    `first`, the first one, with `t = divergence_threshold`:
+
+    - While no batch loss has been negative: `smoothed > t * best`, fastai's
+      rule. A loss that is never negative has zero as its floor, and `best`
+      measures how far above it the loss is; `smoothed > t * best` is
+      `smoothed - best > (t - 1) * best`, a rise of `t - 1` times that scale.
+    - Once a batch loss was negative (cosine similarity, a log-likelihood, a
+      shifted MSE: a loss with no floor at zero), the rise is measured against
+      `scale = max(|best|, first - best)`: diverged when
+      `smoothed - best > (t - 1) * scale`, never while `scale` is 0. fastai's
+      `smoothed > t * best` would hold at once below zero (`t * best < best`),
+      stopping the sweep after a step or two. The scale is the loss's
+      magnitude at its best or, when larger, its fall from the first loss (so
+      a loss that crosses zero, `best` near 0, still has one). Where in doubt
+      the rule lets the sweep run on: a sweep that runs long costs steps, one
+      that stops early leaves no curve.
+
+    A loss that can be negative but has not been yet is judged by fastai's
+    rule: near zero (cosine similarity of a fresh model, say) a noisy rise can
+    then stop the sweep early. Pass a larger `divergence_threshold` (1e9 turns
+    the early stop off) for such a loss.
+
+    When the curve is flat over those points (its smoothed losses span at most
+    `FLAT_TOLERANCE = 1e-3` of their magnitude: a constant loss, or rates far
+    too small) the sweep warns, every suggestion is NaN and `stop_reason` is
+    `"flat loss curve"`. A model without trainable weights warns, runs no
+    sweep (empty `rates` and `losses`), and its result has NaN suggestions and
+    `stop_reason="no trainable weights"`.
 
     `x` is anything `Model.fit` takes: arrays or dicts / lists of arrays (with
     `y` and `sample_weight`), a `keras.utils.PyDataset`, a `tf.data.Dataset`, a
@@ -538,12 +801,19 @@ def find_learning_rate(
         max_rate: Last learning rate, > `min_rate` (a positive normal float32,
             at most `3.4e38` times `min_rate`).
         num_steps: Steps of the sweep, >= 2; default `epochs` epochs of `x`.
-        smoothing: EMA coefficient for `smoothed_losses`, in [0, 1).
-        divergence_threshold: Early-stop factor, > 1.
+        smoothing: EMA coefficient for `smoothed_losses`, in [0, 1); default
+            0.98, as fastai's.
+        divergence_threshold: Early-stop factor, > 1 (see above; fastai: 4).
         shuffle: Whether to permute array inputs (as `fit` does by default).
         sample_weight: Per-sample weights, for array inputs.
         callbacks: Extra callbacks for the sweep's `fit` (e.g. progress), a
             sequence of `keras.callbacks.Callback`.
+        beta: fastai's name for `smoothing` (`AvgSmoothLoss(beta=0.98)`); give
+            one of the two, or both with the same value.
+        skip_start: Points the suggestions skip at the start, an integer >= 0,
+            or None for fastai's `num_steps // 10`.
+        skip_end: Points the suggestions skip at the end, an integer >= 0
+            (fastai: 5).
 
     Returns:
         An `LRFinderResult` (`rates, losses = result`).
@@ -597,7 +867,9 @@ def find_learning_rate(
             f"it is {max_rate / min_rate:.6g})",
             max_rate,
         )
-    smoothing = _checks.number("smoothing", smoothing, low=0, high=1, high_open=True)
+    smoothing = _smoothing_coefficient(smoothing, beta)
+    skip_start = _checks.integer("skip_start", skip_start, minimum=0, allow_none=True)
+    skip_end = _checks.integer("skip_end", skip_end, minimum=0)
     divergence_threshold = _checks.number(
         "divergence_threshold", divergence_threshold, low=1, low_open=True
     )
@@ -626,6 +898,11 @@ def find_learning_rate(
             optimizer.build(model.trainable_variables)
     x_leaves = _array_leaves(x)
     fit_kwargs: dict[str, Any] = {}
+    # The sweep counts applied updates: `accumulation` batches each, plus room
+    # for the batches a loss-scale optimizer skips (they apply nothing).
+    accumulation = accumulation_steps(optimizer)
+    loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    skip_allowance = 32  # batches, for an input without a length
     if x_leaves is not None:
         named = {"x": x_leaves}
         for name, data in (("y", y), ("sample_weight", sample_weight)):
@@ -647,11 +924,11 @@ def find_learning_rate(
             raise _checks.invalid_described("x", "at least one sample", "0 samples")
         # Whole batches only, so every recovered batch loss is exact.
         steps_per_epoch = max(samples // batch_size, 1)
-        total = num_steps or epochs * steps_per_epoch
+        total = num_steps or epochs * steps_per_epoch // accumulation
         fit_kwargs.update(
             batch_size=batch_size,
             shuffle=False,
-            epochs=math.ceil(total / steps_per_epoch),
+            epochs=math.ceil(total * accumulation / steps_per_epoch) + loss_scaled,
         )
     else:
         steps_per_epoch = _known_length(x)
@@ -664,11 +941,13 @@ def find_learning_rate(
             )
         if steps_per_epoch == 0:
             raise _checks.invalid_described("x", "at least one batch", "0 batches")
-        total = num_steps or epochs * steps_per_epoch
+        total = num_steps or epochs * steps_per_epoch // accumulation
         if steps_per_epoch is None:
-            fit_kwargs.update(epochs=1, steps_per_epoch=total)
+            batches = total * accumulation + loss_scaled * skip_allowance
+            fit_kwargs.update(epochs=1, steps_per_epoch=batches)
         else:
-            fit_kwargs.update(epochs=math.ceil(total / steps_per_epoch))
+            passes = math.ceil(total * accumulation / steps_per_epoch)
+            fit_kwargs.update(epochs=passes + loss_scaled)
         # `fit` shuffles a PyDataset's batch order (NumPy's global RNG, which the
         # snapshot restores); for other inputs it would only warn that it cannot.
         fit_kwargs.update(shuffle=shuffle and isinstance(x, keras.utils.PyDataset))
@@ -687,7 +966,19 @@ def find_learning_rate(
             "> 1 in float32 (else every step has the same rate)",
             max_rate,
         )
-    passes = fit_kwargs["epochs"]
+    skip = {"skip_start": skip_start, "skip_end": skip_end}
+    if not model.trainable_weights:
+        warnings.warn(
+            f"find_learning_rate: model {model.name!r} has no trainable weights, "
+            "so its loss cannot depend on the learning rate: no sweep ran and "
+            "every suggestion is NaN. Unfreeze some layers "
+            "(`layer.trainable = True`, then compile again) first.",
+            stacklevel=2,
+        )
+        return LRFinderResult.from_losses(
+            [], [], smoothing, num_steps=total, stop_reason=NO_TRAINABLE_WEIGHTS, **skip
+        )
+    passes = fit_kwargs["epochs"] - loss_scaled  # not the pass kept for skips
     if passes > _MAX_QUIET_PASSES:
         warnings.warn(
             f"find_learning_rate: the sweep of {total} steps makes {passes} passes "
@@ -706,7 +997,10 @@ def find_learning_rate(
             )
             fit_kwargs.update(y=y, sample_weight=sample_weight)
         optimizer.learning_rate.assign(min_rate)
-        model.fit(x, verbose=0, callbacks=[sweep, stopper, *callbacks], **fit_kwargs)
+        # The stop rule sees one point per applied update, not per batch.
+        stopper_per_update = PerUpdate(sweep, stopper)
+        callbacks = [sweep, stopper_per_update, *callbacks]
+        model.fit(x, verbose=0, callbacks=callbacks, **fit_kwargs)
     finally:
         remove_step_hook(model)
         snapshot.restore()
@@ -732,4 +1026,5 @@ def find_learning_rate(
         smoothing,
         num_steps=total,
         stop_reason=stop_reason,
+        **skip,
     )
