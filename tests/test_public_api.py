@@ -7,7 +7,14 @@ import importlib
 import pytest
 
 PUBLIC_API = {
-    "kerasx.callbacks": ["ExponentialLearningRate", "OneCycleScheduler"],
+    "kerasx.callbacks": [
+        "ActivationStats",
+        "ExponentialLearningRate",
+        "GradientStats",
+        "OneCycleScheduler",
+        "SnapshotEnsemble",
+        "StochasticWeightAveraging",
+    ],
     "kerasx.datasets": ["load_data", "read_idx", "search_paths"],
     "kerasx.layers": [
         "BatchNormActivation",
@@ -25,21 +32,31 @@ PUBLIC_API = {
         "find_learning_rate",
         "minimum",
         "plot_lr_vs_loss",
+        "slide",
         "smooth",
         "steep",
         "suggest",
         "suggestion_range",
         "valley",
     ],
-    "kerasx.models": ["build_cnn", "build_mlp", "build_selu_mlp"],
+    "kerasx.models": ["build_cnn", "build_mlp", "build_selu_mlp", "update_batchnorm"],
     "kerasx.ops": ["batch_norm_activation", "batch_norm_activation_inference"],
     "kerasx.plotting": [
+        "plot_activation_stats",
+        "plot_gradient_norms",
         "plot_learning_curves",
         "plot_lr_vs_loss",
         "reliability_diagram",
     ],
     "kerasx.saving": ["from_json", "load", "save", "to_json"],
     "kerasx.schedules": ["OneCycle"],
+    "kerasx.transfer": [
+        "FineTuneResult",
+        "LayerRateOptimizer",
+        "fine_tune",
+        "freeze",
+        "unfreeze",
+    ],
     "kerasx.transforms": [
         "SKIP",
         "RewriteContext",

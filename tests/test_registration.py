@@ -34,8 +34,11 @@ from kerasx.schedules import OneCycle
 
 REGISTERED = sorted(
     [
+        "kerasx>ActivationStats",
         "kerasx>BatchNormActivation",
         "kerasx>ExponentialLearningRate",
+        "kerasx>GradientStats",
+        "kerasx>LayerRateOptimizer",
         "kerasx>MCAlphaDropout",
         "kerasx>MCDropout",
         "kerasx>MCGaussianDropout",
@@ -45,6 +48,8 @@ REGISTERED = sorted(
         "kerasx>MCSpatialDropout3D",
         "kerasx>OneCycle",
         "kerasx>OneCycleScheduler",
+        "kerasx>SnapshotEnsemble",
+        "kerasx>StochasticWeightAveraging",
         "kerasx>Temperature",
     ]
 )

@@ -17,7 +17,13 @@ from kerasx import _checks
 if TYPE_CHECKING:  # pragma: no cover
     from kerasx.lr_finder import LRFinderResult
 
-__all__ = ["plot_learning_curves", "plot_lr_vs_loss", "reliability_diagram"]
+__all__ = [
+    "plot_activation_stats",
+    "plot_gradient_norms",
+    "plot_learning_curves",
+    "plot_lr_vs_loss",
+    "reliability_diagram",
+]
 
 
 def _axes(ax: Any) -> Any:
@@ -161,7 +167,7 @@ def plot_lr_vs_loss(result: LRFinderResult, ax=None):
         label = None if start > 0 else "skipped by the rules"
         ax.axvspan(first_skipped, rates[-1], label=label, **skipped)
     finite = np.isfinite(result.smoothed_losses)
-    for (name, rate), marker in zip(result.suggestions.items(), "ovs", strict=True):
+    for (name, rate), marker in zip(result.suggestions.items(), "ovs^", strict=True):
         if math.isfinite(rate) and finite.any():
             loss = np.interp(
                 np.log(rate),
@@ -309,3 +315,276 @@ def _finish_reliability_axes(ax, title):
     if title is not None:
         ax.set_title(title)
     ax.legend(loc="upper left")
+
+
+def _depth_colors(count: int) -> list:
+    """Colours from dark (first layer) to light (last layer), viridis."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    return [cmap(i / max(count - 1, 1) * 0.9) for i in range(count)]
+
+
+def _depth_legend(ax, names: Sequence[str], colors: list) -> None:
+    """A legend for a few layers, a colour bar from first to last for many."""
+    if len(names) <= 10:
+        ax.legend(fontsize="small", ncols=2 if len(names) > 5 else 1)
+        return
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    cmap = matplotlib.colors.ListedColormap(colors)
+    norm = matplotlib.colors.Normalize(1, len(names))
+    bar = plt.colorbar(matplotlib.cm.ScalarMappable(norm, cmap), ax=ax)
+    bar.set_label(f"layer ({names[0]} ... {names[-1]})")
+
+
+def plot_gradient_norms(
+    history_or_callback: Any,
+    ax: Any = None,
+    *,
+    layers: Sequence[str] | None = None,
+    global_norm: bool = True,
+    title: str | None = None,
+) -> Any:
+    """Plots the per-layer gradient norms of `GradientStats` against the step.
+
+    One line per layer, coloured from dark (first layer) to light (last), on a
+    log scale, and the global norm as a dashed black line: vanishing gradients
+    show as dark lines far below the light ones, exploding gradients the other
+    way round.
+
+    Args:
+        history_or_callback: A `kerasx.callbacks.GradientStats` (its
+            `.history`, against its recorded epochs or batches), or the
+            `keras.callbacks.History` of a `fit` it ran in, or its `.history`
+            dict (against the epoch, counted from 1).
+        ax: A matplotlib Axes to draw on; a new figure's Axes by default.
+        layers: The layers to draw (their `grad_norm/<layer>` keys); None
+            draws every layer found.
+        global_norm: Whether to draw `grad_norm/global` too.
+        title: Optional axes title.
+
+    Returns:
+        The matplotlib Axes.
+
+    Example:
+
+    ```python
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> history = {"grad_norm/global": [1.0, 0.5], "grad_norm/dense": [0.1, 0.2],
+    ...            "grad_norm/out": [0.9, 0.4]}
+    >>> ax = plot_gradient_norms(history)
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['dense', 'out', 'global']
+
+    ```
+    """
+    from kerasx.callbacks import GradientStats
+
+    if isinstance(history_or_callback, GradientStats):
+        history = history_or_callback.history
+        steps = np.asarray(history_or_callback.steps)
+        xlabel = history_or_callback.per
+    else:
+        history = getattr(history_or_callback, "history", history_or_callback)
+        if not isinstance(history, Mapping):
+            raise _checks.invalid_described(
+                "history_or_callback",
+                "a kerasx.callbacks.GradientStats, or the keras.callbacks.History "
+                "(or its `.history` dict) of a `fit` it ran in",
+                f"a {type(history_or_callback).__name__}",
+            )
+        steps, xlabel = None, "epoch"
+    found = [
+        key.split("/", 1)[1]
+        for key in history
+        if key.startswith("grad_norm/") and key.count("/") == 1
+    ]
+    found = [name for name in found if name != "global"]
+    if layers is None:
+        names = found
+    else:
+        if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
+            raise _checks.invalid("layers", "None or a list of layer names", layers)
+        missing = [name for name in layers if name not in found]
+        if missing:
+            raise _checks.invalid(
+                "layers",
+                f"names of logged layers ({found}); not found: {missing}",
+                layers,
+            )
+        names = list(layers)
+    _checks.boolean("global_norm", global_norm)
+    if not names and not (global_norm and "grad_norm/global" in history):
+        raise _checks.invalid_described(
+            "history_or_callback",
+            "a history with `grad_norm/<layer>` keys (from GradientStats)",
+            f"keys {sorted(history)}",
+        )
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+
+    def x_of(values):
+        return steps if steps is not None else np.arange(1, len(values) + 1)
+
+    colors = _depth_colors(len(names))
+    for name, color in zip(names, colors, strict=True):
+        values = np.asarray(history[f"grad_norm/{name}"], dtype=float)
+        ax.plot(x_of(values), values, color=color, label=name)
+    if global_norm and "grad_norm/global" in history:
+        values = np.asarray(history["grad_norm/global"], dtype=float)
+        ax.plot(x_of(values), values, "--", color="black", label="global")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("gradient L2 norm")
+    ax.grid(True, alpha=0.3)
+    if names:
+        _depth_legend(ax, names, colors)
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+ACTIVATION_PLOT_KINDS = ("hist", "stats")
+
+
+def plot_activation_stats(
+    stats: Any,
+    *,
+    kind: str = "hist",
+    layers: Sequence[str] | None = None,
+    ncols: int = 4,
+    figsize: tuple[float, float] | None = None,
+) -> Any:
+    """Draws `ActivationStats` records: fastai's "colorful dimension", or the curves.
+
+    `kind="hist"` draws one image per layer: column `t` is the histogram of
+    `|a|` at recorded step `t`, bin `b` its row (origin at the bottom, `|a|`
+    on the y axis), and the colour is `log1p(count)`, as fastai's `color_dim`
+    draws `torch.stack(hists).t().float().log1p()`. A healthy layer shows a
+    smooth band; a bright bottom row over dark rows is a layer whose
+    activations collapse to zero (dead or saturated-at-zero units), a band
+    that rises and falls is a training that explodes and collapses.
+    `kind="stats"` draws three panels, the mean, standard deviation and
+    near-zero fraction against the step, one line per layer coloured from
+    dark (first layer) to light (last).
+
+    Args:
+        stats: A `kerasx.callbacks.ActivationStats` that has recorded.
+        kind: `"hist"` or `"stats"`.
+        layers: The layers to draw; None draws every watched layer.
+        ncols: Images per row with `kind="hist"`.
+        figsize: The figure size; by default 2.6 x 2.2 inches per image, or
+            12 x 3.5 for the curves.
+
+    Returns:
+        The matplotlib Figure.
+
+    Example:
+
+    ```python
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import keras
+    >>> from kerasx.callbacks import ActivationStats
+    >>> model = keras.Sequential([keras.Input((2,)),
+    ...     keras.layers.Dense(3, activation="relu", name="hidden")])
+    >>> model.compile("sgd", "mse")
+    >>> x = np.ones((4, 2), "float32")
+    >>> stats = ActivationStats(x, per="batch")
+    >>> _ = model.fit(x, np.zeros((4, 3)), batch_size=2, callbacks=[stats], verbose=0)
+    >>> figure = plot_activation_stats(stats)
+    >>> figure.axes[0].get_images()[0].get_array().shape  # bins x steps
+    (40, 2)
+
+    ```
+
+    Reference:
+        fastai `ActivationStats.color_dim` and the 2022 course's `color_dim`
+        (`show_image(get_hist(h), origin="lower")`).
+    """
+    from kerasx.callbacks import ActivationStats
+
+    if not isinstance(stats, ActivationStats):
+        raise _checks.invalid_described(
+            "stats", "a kerasx.callbacks.ActivationStats", f"a {type(stats).__name__}"
+        )
+    _checks.choice("kind", kind, ACTIVATION_PLOT_KINDS)
+    ncols = _checks.integer("ncols", ncols, minimum=1)
+    if not stats.steps:
+        raise _checks.invalid_described(
+            "stats",
+            "an ActivationStats that has recorded (used in a `fit`)",
+            "no recorded step",
+        )
+    if layers is None:
+        names = list(stats.layer_names)
+    else:
+        if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
+            raise _checks.invalid("layers", "None or a list of layer names", layers)
+        missing = [name for name in layers if name not in stats.layer_names]
+        if missing or not layers:
+            raise _checks.invalid(
+                "layers",
+                f"a non-empty list of watched layers ({stats.layer_names}); "
+                f"not found: {missing}",
+                layers,
+            )
+        names = list(layers)
+    import matplotlib.pyplot as plt
+
+    steps = np.asarray(stats.steps)
+    if kind == "stats":
+        figure, axes = plt.subplots(1, 3, figsize=figsize or (12, 3.5))
+        colors = _depth_colors(len(names))
+        panels = (
+            ("act_mean", "mean"),
+            ("act_std", "std"),
+            ("act_near_zero", "fraction near zero"),
+        )
+        for ax, (prefix, label) in zip(axes, panels, strict=True):
+            for name, color in zip(names, colors, strict=True):
+                ax.plot(
+                    steps, stats.history[f"{prefix}/{name}"], color=color, label=name
+                )
+            ax.set_xlabel(stats.per)
+            ax.set_title(label)
+            ax.grid(True, alpha=0.3)
+        _depth_legend(axes[-1], names, colors)
+        figure.tight_layout()
+        return figure
+    nrows = math.ceil(len(names) / ncols)
+    columns = min(ncols, len(names))
+    figure, axes = plt.subplots(
+        nrows,
+        columns,
+        figsize=figsize or (2.6 * columns, 2.2 * nrows),
+        squeeze=False,
+    )
+    low, high = float(stats.bin_edges[0]), float(stats.bin_edges[-1])
+    half = 0.5 if len(steps) == 1 else 0.0
+    for index, ax in enumerate(axes.flat):
+        if index >= len(names):
+            ax.set_axis_off()
+            continue
+        name = names[index]
+        image = np.log1p(np.stack(stats.histograms[name]).T.astype(float))
+        ax.imshow(
+            image,
+            origin="lower",
+            aspect="auto",
+            extent=(steps[0] - half, steps[-1] + half, low, high),
+            interpolation="nearest",
+        )
+        ax.set_title(name, fontsize="small")
+        ax.tick_params(labelsize="x-small")
+        if index % columns == 0:
+            ax.set_ylabel("|activation|", fontsize="small")
+        if index >= len(names) - columns:
+            ax.set_xlabel(stats.per, fontsize="small")
+    figure.tight_layout()
+    return figure
