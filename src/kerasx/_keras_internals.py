@@ -58,7 +58,7 @@ FUNCTIONAL_MODULE = "keras.src.models.functional"
 PRIVATE_USES: tuple[PrivateUse, ...] = (
     PrivateUse(
         "keras.layers.Layer._flatten_layers",
-        "uncertainty",
+        "uncertainty, transfer",
         "every nested layer, also inside custom layers (`Model.layers` is one "
         "level deep)",
     ),
@@ -116,9 +116,10 @@ PRIVATE_USES: tuple[PrivateUse, ...] = (
     ),
     PrivateUse(
         "keras.src.backend.common.global_state.get_global_attribute",
-        "lr_finder",
+        "lr_finder, callbacks",
         "Keras' global `SeedGenerator` of unseeded random ops (key "
-        '`"global_seed_generator"`), restored after the sweep',
+        '`"global_seed_generator"`), restored after the sweep and after each '
+        "GradientStats / ActivationStats probe",
     ),
     PrivateUse(
         "keras.optimizers.Optimizer._learning_rate",
@@ -141,8 +142,9 @@ PRIVATE_USES: tuple[PrivateUse, ...] = (
     ),
     PrivateUse(
         "keras.Model._compile_config",
-        "saving",
-        "undoing the legacy HDF5 writer's in-place edit of it",
+        "saving, transfer",
+        "undoing the legacy HDF5 writer's in-place edit of it; the live compile "
+        "arguments (loss and metric objects) that `fine_tune` compiles with again",
         on_instance=True,
     ),
     PrivateUse(

@@ -1,4 +1,10 @@
-"""Keras callbacks: the 1cycle scheduler and the exponential learning-rate sweep."""
+"""Keras callbacks: 1cycle, the exponential LR sweep, diagnostics and averaging.
+
+`OneCycleScheduler` and `ExponentialLearningRate` set the rate of every step;
+`GradientStats` and `ActivationStats` record per-layer statistics on a probe
+batch; `StochasticWeightAveraging` and `SnapshotEnsemble` average or save the
+weights a run passes through.
+"""
 
 from kerasx.callbacks.activation_stats import ActivationStats
 from kerasx.callbacks.exponential_lr import ExponentialLearningRate
