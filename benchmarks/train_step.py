@@ -12,6 +12,12 @@ eager on torch) and with `jit_compile=True`. Two models:
   ELU), batch 256; `fused` is `kerasx.transforms.fuse_batchnorm_activation` of
   it, `no_bn` has `batch_norm=None`.
 
+`--policy` sets the Keras dtype policy of every variant (`float32`,
+`mixed_bfloat16`, `mixed_float16`; Keras compiles `mixed_float16` models with
+loss scaling). A policy the backend cannot train with on this machine (a tiny
+probe step fails) is refused with the backend's reason before anything is
+timed.
+
 The variants of one case live in one process and alternate step by step (a
 rotating order, after warm-up), so machine drift hits them alike; medians over
 the alternations. Ratios: `speedup = plain_ms / fused_ms` (> 1: the fused layer
@@ -22,6 +28,7 @@ entirely would give) and `share_of_bn_cost_removed = (plain - fused) /
     KERAS_BACKEND=tensorflow python benchmarks/train_step.py
     python benchmarks/train_step.py --backend jax --alternations 60
     python benchmarks/train_step.py --tiny      # smoke test, seconds
+    python benchmarks/train_step.py --policy mixed_bfloat16
 
 Prints one JSON object.
 """
@@ -37,6 +44,7 @@ import sys
 import time
 
 MODES = {"default": "auto", "jit": True}
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 # JAX's default mode is already `jax.jit` (`"auto"` resolves to True there), so
 # `jit` would repeat it; torch's `jit_compile=True` is `torch.compile`, minutes
 # of compilation on a small CPU, so it runs only when asked for.
@@ -97,11 +105,16 @@ def _data(config, seed=0):
     return x, y
 
 
-def _compiled(build, jit_compile):
+def _compiled(build, jit_compile, policy="float32"):
     import keras
 
     keras.utils.set_random_seed(0)
-    model = build()
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = build()
+    finally:
+        keras.config.set_dtype_policy(previous)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss="sparse_categorical_crossentropy",
@@ -110,11 +123,25 @@ def _compiled(build, jit_compile):
     return model
 
 
-def time_case(case, mode, config, alternations, warmup):
+def policy_refusal(policy):
+    """None if one tiny train step of each model runs under `policy`, else why not."""
+    x_cnn, y_cnn = _data(SIZES["tiny"]["cnn"])
+    x_mlp, y_mlp = _data(SIZES["tiny"]["mlp"])
+    probes = {"cnn": (x_cnn, y_cnn), "mlp": (x_mlp, y_mlp)}
+    try:
+        for case, (x, y) in probes.items():
+            build = VARIANTS[case](SIZES["tiny"][case])["fused"]
+            _compiled(build, "auto", policy).train_on_batch(x, y)
+    except Exception as error:  # the backend's own refusal, reported verbatim
+        return f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+    return None
+
+
+def time_case(case, mode, config, alternations, warmup, policy="float32"):
     """Median train-step milliseconds of each variant, interleaved step by step."""
     x, y = _data(config)
     models = {
-        name: _compiled(build, MODES[mode])
+        name: _compiled(build, MODES[mode], policy)
         for name, build in VARIANTS[case](config).items()
     }
     for model in models.values():  # tracing, compilation, first-touch memory
@@ -133,6 +160,8 @@ def time_case(case, mode, config, alternations, warmup):
     return {
         "case": case,
         "mode": mode,
+        "policy": policy,
+        "compute_dtype": models["fused"].compute_dtype,
         "jit_compile": models["plain"].jit_compile,
         "batch": config["batch"],
         "plain_ms": round(ms["plain"], 3),
@@ -166,6 +195,12 @@ def main(argv=None):
     parser.add_argument("--alternations", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--tiny", action="store_true", help="smoke-test sizes")
+    parser.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="float32",
+        help="Keras dtype policy of every model (default: float32).",
+    )
     args = parser.parse_args(argv)
     if args.backend:
         if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
@@ -179,11 +214,20 @@ def main(argv=None):
     warmup = args.warmup or (1 if args.tiny else 5)
     modes = args.modes or DEFAULT_MODES.get(backend, ("default",))
     cases = args.cases or sorted(VARIANTS)
+    if args.policy != "float32":
+        refusal = policy_refusal(args.policy)
+        if refusal is not None:
+            parser.error(
+                f"--policy {args.policy} does not train on the {backend} backend "
+                f"on this machine: {refusal}"
+            )
     results = []
     for case in cases:
         for mode in modes:
             results.append(
-                time_case(case, mode, SIZES[size][case], alternations, warmup)
+                time_case(
+                    case, mode, SIZES[size][case], alternations, warmup, args.policy
+                )
             )
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # progress
     report = {
@@ -193,6 +237,7 @@ def main(argv=None):
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpus": os.cpu_count(),
         "size": size,
+        "policy": args.policy,
         "alternations": alternations,
         "warmup": warmup,
         "speedup": "plain_ms / fused_ms (>1: the fused layer is faster)",

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import doctest
-
 import keras
 import numpy as np
 import pytest
 
-import kerasx.models
 from kerasx.models import build_cnn, build_mlp, build_selu_mlp
 
 
@@ -305,8 +302,3 @@ def test_keras_round_trip_predictions_equal(build, rng, tmp_path):
     np.testing.assert_array_equal(
         loaded.predict(x, verbose=0), model.predict(x, verbose=0)
     )
-
-
-def test_docstring_examples():
-    result = doctest.testmod(kerasx.models, globs=vars(kerasx.models).copy())
-    assert result.failed == 0 and result.attempted > 0

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import keras
+import pytest
 
 KEYS = {
     "case",
     "mode",
+    "policy",
+    "compute_dtype",
     "jit_compile",
     "batch",
     "plain_ms",
@@ -25,6 +28,7 @@ def test_train_step_tiny_prints_json(run_benchmark):
     report = run_benchmark("train_step", ["--tiny", "--modes", "default"])
     assert report["benchmark"] == "train_step"
     assert report["backend"] == backend
+    assert report["policy"] == "float32"
     rows = report["results"]
     assert [(row["case"], row["mode"]) for row in rows] == [
         ("cnn", "default"),
@@ -39,3 +43,52 @@ def test_train_step_tiny_prints_json(run_benchmark):
     # a GPU, jax.jit on JAX.
     expected_jit = {"tensorflow": False, "jax": True, "torch": False}[backend]
     assert all(row["jit_compile"] is expected_jit for row in rows)
+    assert all(row["compute_dtype"] == "float32" for row in rows)
+
+
+def test_train_step_policy_option_trains_both_models_in_low_precision(run_benchmark):
+    report = run_benchmark(
+        "train_step",
+        [
+            "--tiny",
+            "--modes",
+            "default",
+            "--alternations",
+            "1",
+            "--policy",
+            "mixed_bfloat16",
+        ],
+    )
+    assert report["policy"] == "mixed_bfloat16"
+    rows = report["results"]
+    assert [row["case"] for row in rows] == ["cnn", "mlp"]
+    for row in rows:
+        assert (row["policy"], row["compute_dtype"]) == ("mixed_bfloat16", "bfloat16")
+        assert row["plain_ms"] > 0 and row["fused_ms"] > 0
+
+
+def test_train_step_refuses_a_policy_the_backend_cannot_train(monkeypatch, capsys):
+    """The refusal names the policy, the backend and the backend's own reason."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "train_step.py"
+    spec = importlib.util.spec_from_file_location("benchmark_train_step_refusal", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # The probe step fails as a backend without float16 CPU kernels would.
+    monkeypatch.setattr(
+        module, "policy_refusal", lambda policy: "NotImplementedError: no half conv"
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--tiny", "--policy", "mixed_float16"])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    backend = keras.backend.backend()
+    assert (
+        f"--policy mixed_float16 does not train on the {backend} backend on this "
+        "machine: NotImplementedError: no half conv"
+    ) in message
+    with pytest.raises(SystemExit):
+        module.main(["--tiny", "--policy", "float64"])
+    assert "invalid choice: 'float64'" in capsys.readouterr().err

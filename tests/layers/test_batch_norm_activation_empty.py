@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from kerasx.layers import BatchNormActivation
+from kerasx.ops import _use_kernel
 
 SHAPES = [(0, 3), (0, 2, 2, 3)]
 NAN = np.full(3, np.nan, "float32")
@@ -111,7 +112,16 @@ def test_empty_batch_in_tensorflow_graphs(shape, jit_compile):
         autograph=False,
     )
     x = np.zeros(shape, "float32")
-    y = step(x)
+    with _use_kernel() as chosen:
+        y = step(x)
+    # The paths the comment above names, by (rank, jit_compile).
+    claimed = {
+        (2, False): "composed",
+        (4, False): "fused_batch_norm",
+        (2, True): "composed",
+        (4, True): "compiled",
+    }
+    assert chosen == [claimed[len(shape), jit_compile]]
     _assert_matches_keras(layer, y, x, training=True)
 
 
@@ -129,11 +139,13 @@ def test_empty_batch_under_jax_jit(shape):
     def step(trainable, non_trainable, x):
         return layer.stateless_call(trainable, non_trainable, x, training=True)
 
-    y, non_trainable = step(
-        [v.value for v in layer.trainable_variables],
-        [v.value for v in layer.non_trainable_variables],
-        x,
-    )
+    with _use_kernel() as chosen:
+        y, non_trainable = step(
+            [v.value for v in layer.trainable_variables],
+            [v.value for v in layer.non_trainable_variables],
+            x,
+        )
+    assert chosen == ["composed"]
     for variable, value in zip(
         layer.non_trainable_variables, non_trainable, strict=True
     ):

@@ -13,8 +13,23 @@ import keras
 import numpy as np
 
 _erf = np.vectorize(math.erf)
-SELU_ALPHA = 1.6732632423543772848170429916717
-SELU_SCALE = 1.0507009873554804934193349852946
+# SELU's constants from their closed forms (Klambauer et al. 2017, eq. 14 with
+# mean 0 and variance 1), not copied from kerasx or Keras.
+_ERFC = math.erfc(1 / math.sqrt(2))
+_E = math.e
+SELU_ALPHA = -math.sqrt(2 / math.pi) / (_ERFC * math.sqrt(_E) - 1)
+SELU_SCALE = (
+    (1 - _ERFC * math.sqrt(_E))
+    * math.sqrt(2 * math.pi)
+    * (
+        2 * math.erfc(math.sqrt(2)) * _E**2
+        + math.pi * _ERFC**2 * _E
+        - 2 * (2 + math.pi) * _ERFC * math.sqrt(_E)
+        + math.pi
+        + 2
+    )
+    ** -0.5
+)
 
 ACTIVATIONS = {
     "relu": lambda z: np.maximum(z, 0.0),
@@ -97,3 +112,30 @@ def relative_error(estimate, reference) -> float:
     estimate = np.asarray(keras.ops.convert_to_numpy(estimate), np.float64)
     reference = np.asarray(reference, np.float64)
     return float(np.linalg.norm(estimate - reference) / np.linalg.norm(reference))
+
+
+def assert_close_and_sharp(got, want, planted, *, rtol, atol=0.0):
+    """`got` matches `want` within the tolerance, and the tolerance is sharp.
+
+    `planted` is the reference of a planted bug (e.g. epsilon doubled in the
+    kernel): it must fall outside the same tolerance, so that such a bug in
+    the kernel under test fails the test instead of passing within it.
+    """
+    got = np.asarray(keras.ops.convert_to_numpy(got), np.float64)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+    assert not np.allclose(planted, want, rtol=rtol, atol=atol), (
+        "the tolerance cannot tell the planted bug from the reference"
+    )
+
+
+def training_paths(*, fused_op: bool = True) -> tuple[str, ...]:
+    """The training kernels of `kerasx.ops` that run on this backend.
+
+    `fused_op=False` leaves out TensorFlow's `FusedBatchNormV3`, which needs
+    float32 channels-last inputs of rank 2 or 4 and statistics without
+    gradients.
+    """
+    paths = ["compiled", "composed"]
+    if fused_op and keras.backend.backend() == "tensorflow":
+        paths.append("fused_batch_norm")
+    return tuple(paths)

@@ -1,4 +1,13 @@
-"""Numerical tests of the fused kernel against a float64 NumPy reference.
+"""Numerical tests of the fused kernels against a float64 NumPy reference.
+
+Each training test forces the kernel it tests with `kerasx.ops._use_kernel`
+and asserts that this kernel ran: every kernel of the backend (`"compiled"`,
+`"composed"`, and TensorFlow's `"fused_batch_norm"`), whatever the decision
+table would pick for these small inputs. Planted bug: epsilon 1e-2 instead of
+1e-3 in one kernel (forward or backward) moves `y` and the gradients by
+~2e-3 relative here; `bna_reference.assert_close_and_sharp` and
+`_assert_grads_close(..., planted=...)` check that this lies outside the
+tolerance, so such a bug fails these tests.
 
 Tolerances: float32 kernels vs float64 finite differences agree to a few
 float32 ulps times the reduction length; we use ``rtol=2e-4`` on values of
@@ -14,16 +23,27 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kerasx.ops import batch_norm_activation, batch_norm_activation_inference
+from kerasx.ops import (
+    _use_kernel,
+    batch_norm_activation,
+    batch_norm_activation_inference,
+)
 
 ALL_ACTIVATIONS = sorted(ref.ACTIVATIONS)
+PATHS = ref.training_paths()
 
 
-def _assert_grads_close(actual, expected):
+def _assert_grads_close(actual, expected, planted=None):
+    """Each gradient within tolerance; `planted` (a planted bug's) outside it."""
     for got, want in zip(actual, expected, strict=True):
         got = keras.ops.convert_to_numpy(got).astype(np.float64)
         scale = np.abs(want).max()
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5 * scale)
+    if planted is not None:
+        # dx and dgamma depend on epsilon (dbeta = sum(g) hardly does).
+        for want, bug in zip(expected[:2], planted[:2], strict=True):
+            scale = np.abs(want).max()
+            assert not np.allclose(bug, want, rtol=2e-4, atol=2e-5 * scale)
 
 
 def _fused_grads(x, gamma, beta, dy, **kwargs):
@@ -44,24 +64,37 @@ def _inputs(rng, shape=(6, 3), axis=-1):
     return x, gamma, beta, dy
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("activation", ALL_ACTIVATIONS)
-def test_forward_and_statistics_match_float64(rng, activation):
+def test_forward_and_statistics_match_float64(rng, activation, path):
     x, gamma, beta, _ = _inputs(rng, (32, 5))
-    y, mean, variance = batch_norm_activation(x, gamma, beta, activation=activation)
+    with _use_kernel(path) as chosen:
+        y, mean, variance = batch_norm_activation(
+            x, gamma, beta, activation=activation, differentiable_statistics=False
+        )
+    assert chosen == [path]
     y_ref, mean_ref, var_ref = ref.forward(x, gamma, beta, activation=activation)
-    np.testing.assert_allclose(ops.convert_to_numpy(y), y_ref, rtol=1e-5, atol=1e-6)
+    planted = ref.forward(x, gamma, beta, activation=activation, epsilon=1e-2)[0]
+    ref.assert_close_and_sharp(y, y_ref, planted, rtol=1e-5, atol=1e-6)
     # float32 sums of N=32 terms: error bound ~N * 6e-8 = 2e-6 relative.
     np.testing.assert_allclose(ops.convert_to_numpy(mean), mean_ref, rtol=1e-5)
     np.testing.assert_allclose(ops.convert_to_numpy(variance), var_ref, rtol=1e-5)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("activation", ALL_ACTIVATIONS)
-def test_gradients_match_finite_differences(rng, activation):
+def test_gradients_match_finite_differences(rng, activation, path):
     x, gamma, beta, dy = _inputs(rng)
     expected = ref.finite_difference_grads(x, gamma, beta, dy, activation=activation)
-    _assert_grads_close(
-        _fused_grads(x, gamma, beta, dy, activation=activation), expected
+    planted = ref.finite_difference_grads(
+        x, gamma, beta, dy, activation=activation, epsilon=1e-2
     )
+    with _use_kernel(path) as chosen:
+        grads = _fused_grads(
+            x, gamma, beta, dy, activation=activation, differentiable_statistics=False
+        )
+    assert set(chosen) == {path}
+    _assert_grads_close(grads, expected, planted)
 
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "elu", "linear"])
@@ -69,7 +102,10 @@ def test_invert_mode_gradients_match_finite_differences(rng, activation):
     x, gamma, beta, dy = _inputs(rng)
     gamma[1] = -gamma[1]  # the inversion must handle a negative scale
     expected = ref.finite_difference_grads(x, gamma, beta, dy, activation=activation)
-    grads = _fused_grads(x, gamma, beta, dy, activation=activation, memory="invert")
+    with _use_kernel() as chosen:
+        grads = _fused_grads(x, gamma, beta, dy, activation=activation, memory="invert")
+    # Only the compiled kernels save just the output.
+    assert set(chosen) == {"compiled"}
     _assert_grads_close(grads, expected)
 
 

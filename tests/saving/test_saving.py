@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import os
 
@@ -11,7 +10,6 @@ import numpy as np
 import pytest
 import yaml  # In the `dev` extra (one test hides it to check the error).
 
-import kerasx.saving
 from kerasx.models import build_mlp
 from kerasx.saving import from_json, load, save, to_json
 
@@ -254,11 +252,6 @@ def test_from_json_of_a_layer_is_refused():
     text = keras.saving.serialize_keras_object(keras.layers.Dense(2))
     with pytest.raises(ValueError, match=r"describes a Dense, not a keras\.Model"):
         from_json(json.dumps(text))
-
-
-def test_docstring_examples():
-    result = doctest.testmod(kerasx.saving, globs=vars(kerasx.saving).copy())
-    assert result.failed == 0 and result.attempted > 0
 
 
 def test_yaml_is_plain_safe_yaml_with_weights_beside(tmp_path):

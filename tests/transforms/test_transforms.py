@@ -126,7 +126,13 @@ def test_fold_channels_first(rng):
     folded = fold_batchnorm(model)
     assert type_names(folded) == ["InputLayer", "Conv2D", "DepthwiseConv2D"]
     x = rng.normal(size=(2, 2, 7, 6)).astype("float32")
-    assert_close(folded(x), model(x, training=False))
+    try:
+        expected = model(x, training=False)
+    except Exception as error:  # TF's own CPU kernels (no oneDNN) lack NCHW.
+        if "only supports the NHWC tensor format" not in str(error):
+            raise
+        pytest.skip("this TensorFlow build's CPU Conv2D has no NCHW kernel")
+    assert_close(folded(x), expected)
 
 
 def test_fold_leaves_unfoldable_pairs(rng):

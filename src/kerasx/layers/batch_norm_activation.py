@@ -1,4 +1,4 @@
-"""BatchNormalization followed by an activation, fused into one kernel."""
+"""BatchNormalization followed by an activation, in one fused layer."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from kerasx.ops import _reference, _validation
 
 @keras.saving.register_keras_serializable(package="kerasx")
 class BatchNormActivation(keras.layers.Layer):
-    """Batch normalisation followed by an activation, in one fused kernel.
+    """Batch normalisation followed by an activation, as one fused layer.
 
     Equivalent to `keras.layers.BatchNormalization` followed by
     `keras.layers.Activation(activation)`, with the same variables (`gamma`,
@@ -27,20 +27,21 @@ class BatchNormActivation(keras.layers.Layer):
         moving_variance = moving_variance * momentum + var_c * (1 - momentum)
 
     In inference the moving statistics replace the batch ones;
-    `trainable=False` means inference mode, as in Keras. The training kernel
-    is the one that measured fastest where the step runs: TensorFlow's
-    `FusedBatchNormV3` then the activation in a TensorFlow graph without XLA
-    (the default `fit` mode without a GPU), Keras' own composition where XLA
-    fuses it best (inside `jax.jit` on a CPU, small 2-D inputs), and otherwise
-    an XLA-compiled kernel with a hand-written closed-form gradient
+    `trainable=False` means inference mode, as in Keras. Training with a fused
+    activation name runs the kernel `kerasx.ops.KERNEL_TABLE` picks for the
+    call (the table names the benchmark row behind each choice): a compiled
+    kernel with the closed-form gradient
     `dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat))`,
-    `g = dy * act'(z)`. Every kernel updates the moving statistics with the
-    biased batch variance, as Keras. Callable activations, masks and
-    `synchronized=True` use the unfused `keras.ops` path (the Keras
-    composition, differentiated by autodiff); so do backends other than TF/JAX
-    (with the same one-pass math). An empty batch gives an empty output on
-    every path and, in training, NaN moving statistics (the statistics of no
-    elements), as Keras' BatchNormalization.
+    `g = dy * act'(z)` (XLA-compiled on TensorFlow and JAX, an autograd
+    Function on torch), TensorFlow's `FusedBatchNormV3` then the activation
+    (channels-last float32 in a TensorFlow graph without XLA, the default `fit`
+    mode without a GPU), or Keras' own composition where XLA fuses it best or
+    a kernel's fixed cost does not pay (inside `jax.jit` on a CPU, small 2-D
+    inputs). Every kernel updates the moving statistics with the biased batch
+    variance, as Keras. Callable activations, masks and `synchronized=True`
+    use the Keras composition (`kerasx.ops._reference`). An empty batch gives
+    an empty output on every path and, in training, NaN moving statistics (the
+    statistics of no elements), as Keras' BatchNormalization.
 
     Args:
         activation: Activation name (`"relu"`, `"relu6"`,

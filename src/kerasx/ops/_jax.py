@@ -2,7 +2,8 @@
 
 The residuals are the saved tensor (`x` for recompute, the output `y` in
 its own dtype for invert) plus per-channel vectors, so invert mode does not
-keep a float32 copy of a bfloat16 activation alive.
+keep a float32 copy of a bfloat16 activation alive. `kerasx.ops.KERNEL_TABLE`
+decides when it runs, from what `context` reports.
 """
 
 from __future__ import annotations
@@ -50,18 +51,9 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
     return jax.jit(train), jax.jit(infer)
 
 
-def choose(x, axis, dtype, epsilon, out_dtype) -> str:
-    """The training kernel for one call, when the statistics need no gradient.
-
-    Inside `jax.jit` on a CPU, `"composed"`: the Keras composition under JAX's
-    autodiff, which XLA fuses with the neighbouring ops as it does for Keras'
-    own layers. On the CPU train step of `build_cnn((28, 28, 1), 10)` the
-    custom VJP measured 0.94x Keras and autodiff of the one-pass kernel 0.86x
-    (and both raised XLA's temp bytes from 175 MB to 197-200 MB), so the
-    custom VJP only pays off as a separately compiled kernel (outside a jit,
-    where it runs as one program instead of op by op) and on accelerators,
-    where it measured 1.40x (float32) / 1.25x (bfloat16) on an H100.
-    """
-    if isinstance(x, jax.core.Tracer) and jax.default_backend() == "cpu":
-        return "composed"
-    return "compiled"
+def context(x) -> dict:
+    """What `kerasx.ops.KERNEL_TABLE` reads about one call: traced, accelerator."""
+    return {
+        "xla": isinstance(x, jax.core.Tracer),
+        "gpu": jax.default_backend() != "cpu",
+    }

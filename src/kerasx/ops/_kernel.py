@@ -1,8 +1,12 @@
 """Backend-neutral math of the fused BatchNorm + activation kernel.
 
-Written with `keras.ops` and traced once per shape by the backend modules,
-which wrap `forward` and `backward` in a custom gradient and an
-XLA-compiled function. Nothing here runs eagerly op by op on TF or JAX.
+Written with `keras.ops`. The TensorFlow and JAX modules trace
+`forward_with_residuals`, `backward` and `inference` once per configuration
+into XLA-compiled functions tied by a custom gradient (the `"compiled"` path
+of `kerasx.ops.KERNEL_TABLE`). torch's training kernel re-expresses the same
+math with ATen ops and uses only `channel_view`, `GAMMA_FLOOR` and, eagerly,
+`inference`; on a backend without a kernel module `forward` and `inference`
+run op by op under its autodiff (the `"keras_ops"` path).
 
 Per channel, with `N` elements `x_i`:
 

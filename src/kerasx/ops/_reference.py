@@ -1,7 +1,10 @@
-"""Unfused `keras.ops` path: the same composition Keras BN + Activation uses.
+"""The Keras composition: the same ops Keras BN + Activation run.
 
-Used for callables, masks, `synchronized=True` and backends without a
-compiled kernel; gradients come from the backend's autodiff.
+`keras.ops.moments`, then `keras.ops.batch_normalization`, then the activation,
+differentiated by the backend's autodiff. `BatchNormActivation` runs it for
+callable activations, masks, `synchronized=True` and inference with a callable;
+`kerasx.ops` runs it as the `"composed"` path of `KERNEL_TABLE`, where XLA
+fuses it with the neighbouring ops or the kernels' fixed cost does not pay.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""TensorFlow kernels: the XLA kernel and, outside XLA, TensorFlow's fused op.
+"""TensorFlow kernels: the XLA kernel and TensorFlow's fused op.
 
 `compiled`: forward and backward are separate `tf.function(jit_compile=True)`
 programs tied by `tf.custom_gradient`, so that both are compiled even when the
 caller runs eagerly; inside an outer `jit_compile=True` function they are
-inlined into its cluster. `choose` picks between it, `FusedBatchNormV3`
-(`fused_batch_norm_activation`) and the Keras composition by context.
+inlined into its cluster. `fused_batch_norm_activation`: `FusedBatchNormV3`
+then the activation. `kerasx.ops.KERNEL_TABLE` decides which one runs, from
+what `context` reports.
 """
 
 from __future__ import annotations
@@ -15,13 +16,6 @@ import tensorflow as tf
 from tensorflow.python.ops import control_flow_util
 
 from kerasx.ops import _activations, _kernel
-
-# `tf.compat.v1.nn.fused_batch_norm` raises smaller epsilons to this value.
-FUSED_MIN_EPSILON = 1.001e-5
-# Below this many elements a 2-D input runs faster through the composed ops
-# than through the fused op (measured crossover between (256, 100) and
-# (1024, 256) in a graph without XLA on a 2-core CPU).
-FUSED_2D_MIN_SIZE = 2**16
 
 
 @functools.cache
@@ -92,45 +86,10 @@ def in_xla_context() -> bool:
     return control_flow_util.GraphOrParentsInXlaContext(graph)
 
 
-def choose(x, axis, dtype, epsilon, out_dtype) -> str:
-    """The training kernel for one call, when the statistics need no gradient.
-
-    Returns `"compiled"` (the XLA kernel of `compiled`), `"fused_batch_norm"`
-    (TensorFlow's `FusedBatchNormV3`, then the activation) or `"composed"`
-    (the Keras composition of `kerasx.ops._reference`). Measured in a graph
-    without XLA, fwd+bwd of BN + ReLU/ELU, 2-core CPU (ratio to Keras):
-    (128, 28, 28, 32) fused op 5.3x, XLA kernel 3.1x; (128, 14, 14, 64) 1.9x vs
-    1.2x; (4096, 1024) as `(N, 1, 1, C)` 2.8x vs 1.6x; (1024, 256) 1.5x vs 1.5x;
-    (256, 100) fused op 0.6-0.8x, XLA kernel 0.7-1.0x, composed ops 1.0x by
-    construction. Inside XLA the compiled kernel is inlined into the caller's
-    cluster and used for rank >= 3; 2-D inputs take the composed ops there on
-    a CPU.
-    """
-    shape = tuple(x.shape)
-    if in_xla_context():
-        # XLA fuses Keras' own composition well for (N, C) on a CPU: the
-        # compiled kernel measured 0.75-0.91x Keras on (4096, 1024) there.
-        dense = len(shape) == 2 and axis == 1
-        return "composed" if dense and not _has_gpu() else "compiled"
-    fusable = (
-        dtype == "float32"
-        and out_dtype == "float32"
-        # The op raises epsilon to 1.001e-5 (cuDNN's floor); smaller ones
-        # would silently change the result.
-        and epsilon >= FUSED_MIN_EPSILON
-        and axis == len(shape) - 1
-        # Zero channels: the count per channel below would divide by zero.
-        and shape[-1] != 0
-    )
-    if fusable and len(shape) == 4:
-        return "fused_batch_norm"
-    if fusable and len(shape) == 2:
-        rows, channels = shape
-        if rows is not None and rows * channels >= FUSED_2D_MIN_SIZE:
-            return "fused_batch_norm"
-        if not tf.executing_eagerly():
-            return "composed"
-    return "compiled"
+def context(x) -> dict:
+    """What `kerasx.ops.KERNEL_TABLE` reads about the call building ops now."""
+    del x  # the context is the graph being built, not the tensor
+    return {"xla": in_xla_context(), "eager": tf.executing_eagerly(), "gpu": _has_gpu()}
 
 
 @functools.cache

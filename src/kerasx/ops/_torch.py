@@ -53,23 +53,9 @@ def _broadcast(vector, view):
     return vector.reshape((1, -1) + (1,) * (view.dim() - 2))
 
 
-# Below this many elements a 2-D input on a CPU runs the Keras composition: the
-# autograd Function's fixed cost of many small ops measured 0.54x Keras' BN +
-# Activation on the train step of a 20 x Dense(100) MLP at batch 256 (25 600
-# elements), while (4096, 1024) measured 1.57x.
-COMPOSED_2D_MAX_SIZE = 65536
-
-
-def choose(x, axis, dtype, epsilon, out_dtype) -> str:
-    """The training kernel for one call, when the statistics need no gradient.
-
-    `"composed"` (the Keras composition of `kerasx.ops._reference`) for small
-    2-D inputs on a CPU, `"compiled"` (the autograd Function) otherwise.
-    """
-    shape = tuple(x.shape)
-    small = len(shape) == 2 and shape[0] * shape[1] < COMPOSED_2D_MAX_SIZE
-    on_cpu = getattr(getattr(x, "device", None), "type", "cpu") == "cpu"
-    return "composed" if small and on_cpu else "compiled"
+def context(x) -> dict:
+    """What `kerasx.ops.KERNEL_TABLE` reads about one call: the device of `x`."""
+    return {"gpu": getattr(getattr(x, "device", None), "type", "cpu") != "cpu"}
 
 
 @functools.cache

@@ -17,6 +17,7 @@ import numpy as np
 
 from kerasx import _checks, _keras_internals
 from kerasx.layers import BatchNormActivation
+from kerasx.ops import _validation
 from kerasx.transforms._rewrite import SKIP, RewriteContext, rewrite_model
 
 __all__ = [
@@ -212,27 +213,13 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
 
 # ----------------------------------------------------------------- fusion
 
-_FUSED_NAMES = (
-    "relu",
-    "relu6",
-    "leaky_relu",
-    "elu",
-    "selu",
-    "gelu",
-    "silu",
-    "sigmoid",
-    "tanh",
-    "softplus",
-    "linear",
-)
-_FUSED_FUNCTIONS = {keras.activations.get(name): name for name in _FUSED_NAMES}
-
 
 def _fused_activation(layer) -> tuple[str, float] | None:
     """`(activation, negative_slope)` of an activation layer, if fusable."""
     slope = 0.2
     if type(layer) is keras.layers.Activation:
-        name = _FUSED_FUNCTIONS.get(layer.activation)
+        # The fused name of Keras' own activation functions, None for others.
+        name, _ = _validation.resolve_activation(layer.activation)
     elif type(layer) is keras.layers.ReLU:
         if layer.threshold != 0.0:
             return None
