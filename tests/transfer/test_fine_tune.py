@@ -11,7 +11,7 @@ import pytest
 from kerasx.transfer import FineTuneResult, LayerRateOptimizer, fine_tune
 
 
-def _model(optimizer=None):
+def _model(optimizer=None, jit_compile=False, metrics=None):
     model = keras.Sequential(
         [
             keras.Input((3,)),
@@ -20,7 +20,12 @@ def _model(optimizer=None):
             keras.layers.Dense(1, name="head"),
         ]
     )
-    model.compile(optimizer or keras.optimizers.Adam(), "mse", jit_compile=False)
+    model.compile(
+        optimizer or keras.optimizers.Adam(),
+        "mse",
+        metrics=metrics,
+        jit_compile=jit_compile,
+    )
     return model
 
 
@@ -42,69 +47,124 @@ def _one_cycle(max_rate, total_steps, pct_start, div):
     return rates
 
 
-def test_rates_follow_fastai_fine_tune(rng):
-    model = _model()
-    x, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 1))
+def _rates(optimizer):
+    """The rates of the optimizer that applies the updates: (base, head)."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    return tuple(float(o.learning_rate.numpy()) for o in optimizer.inner_optimizers)
+
+
+class _Record(keras.callbacks.Callback):
+    """The first layer's kernel at each `fit`'s ends, the inner rates per epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.kernels, self.inner_rates = [], []
+
+    def _kernel(self):
+        return keras.ops.convert_to_numpy(self.model.layers[0].kernel).copy()
+
+    def on_train_begin(self, logs=None):
+        self.kernels.append(self._kernel())
+        self.inner_rates.append([])
+
+    def on_train_end(self, logs=None):
+        self.kernels.append(self._kernel())
+
+    # Epoch ends: where every backend has synced its variables.
+    def on_epoch_end(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        if hasattr(inner, "inner_optimizers"):
+            self.inner_rates[-1].append(_rates(optimizer))
+
+
+def _run(
+    optimizer,
+    policy=None,
+    samples=8,
+    batch_size=8,
+    epochs=4,
+    freeze_epochs=3,
+    jit_compile="auto",
+    metrics=None,
+):
+    """One `fine_tune` (base = layers[:2]); what the tests read, as plain values.
+
+    `jit_compile="auto"` by default: eager JAX compiles every `cond` (loss
+    scaling, accumulation) anew at each step.
+    """
+    keras.utils.set_random_seed(1337)
+    rng = np.random.default_rng(1337)
+    previous = keras.mixed_precision.global_policy().name
+    if policy is not None:
+        keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = _model(optimizer, jit_compile, metrics)
+        bn = model.get_layer("bn")
+        moving_mean = keras.ops.convert_to_numpy(bn.moving_mean).copy()
+        record = _Record()
+        x, y = rng.normal(size=(samples, 3)), rng.normal(size=(samples, 1))
+        result = fine_tune(
+            model,
+            x,
+            y,
+            base="bn",
+            epochs=epochs,
+            freeze_epochs=freeze_epochs,
+            base_lr=0.01,
+            batch_size=batch_size,
+            callbacks=[record],
+            verbose=0,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    return {
+        "result": result,
+        "model": model,
+        "record": record,
+        "moving_mean": (moving_mean, keras.ops.convert_to_numpy(bn.moving_mean)),
+        "kernel_dtype": keras.backend.standardize_dtype(model.layers[0].kernel.dtype),
+        "final_rates": _rates(model.optimizer),
+    }
+
+
+@pytest.fixture(scope="module")
+def sgd_run():
     # One batch per epoch: `logs["learning_rate"]` is then every step's rate.
-    frozen, unfrozen = fine_tune(
-        model,
-        x,
-        y,
-        base=2,
-        epochs=4,
-        freeze_epochs=3,
-        base_lr=0.01,
-        batch_size=8,
-        verbose=0,
-    )
+    # A metric the user compiled with: fine_tune must keep it in both phases.
+    run = _run(keras.optimizers.SGD(momentum=0.9), metrics=["mae"])
+    keras.backend.clear_session(free_memory=False)
+    return run
+
+
+def test_rates_follow_fastai_fine_tune(sgd_run):
+    frozen, unfrozen = sgd_run["result"]
     np.testing.assert_allclose(
         frozen.history["learning_rate"], _one_cycle(0.01, 3, 0.99, 25.0), rtol=1e-5
     )
-    np.testing.assert_allclose(
-        unfrozen.history["learning_rate"], _one_cycle(0.005, 4, 0.3, 5.0), rtol=1e-5
-    )
-    base_optimizer, head_optimizer = model.optimizer.inner_optimizers
-    last = unfrozen.history["learning_rate"][-1]
-    np.testing.assert_allclose(
-        float(base_optimizer.learning_rate), last / 100, rtol=1e-6
-    )
-    np.testing.assert_allclose(float(head_optimizer.learning_rate), last, rtol=1e-6)
-    assert model.jit_compile is False  # the user's compile arguments, kept
+    expected = _one_cycle(0.005, 4, 0.3, 5.0)
+    np.testing.assert_allclose(unfrozen.history["learning_rate"], expected, rtol=1e-5)
+    # Applied inside: the base at 1/100 of the head's rate, every step.
+    base, head = np.array(sgd_run["record"].inner_rates[1]).T
+    np.testing.assert_allclose(head, expected, rtol=1e-5)
+    np.testing.assert_allclose(base, np.array(expected) / 100, rtol=1e-5)
+    # The user's compile arguments, kept: the metric is logged in both phases.
+    assert len(frozen.history["mae"]) == 3 and len(unfrozen.history["mae"]) == 4
 
 
-def test_base_frozen_then_trained_batchnorm_kept_in_inference_mode(rng):
-    model = _model(keras.optimizers.SGD(momentum=0.9))
-    bn = model.get_layer("bn")
-    moving_mean = keras.ops.convert_to_numpy(bn.moving_mean).copy()
-    kernels = []
-
-    class Snapshot(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            kernels.append(keras.ops.convert_to_numpy(self.model.layers[0].kernel))
-
-        def on_train_end(self, logs=None):
-            kernels.append(keras.ops.convert_to_numpy(self.model.layers[0].kernel))
-
-    x, y = rng.normal(size=(16, 3)), rng.normal(size=(16, 1))
-    result = fine_tune(
-        model,
-        x,
-        y,
-        base="bn",
-        epochs=2,
-        base_lr=0.05,
-        batch_size=8,
-        callbacks=[Snapshot()],
-        verbose=0,
-    )
+def test_base_frozen_then_trained_batchnorm_kept_in_inference_mode(sgd_run):
+    result, model = sgd_run["result"], sgd_run["model"]
+    kernels = sgd_run["record"].kernels
     assert isinstance(result, FineTuneResult)
-    assert result.base_lr == 0.05 and result.lr_finder is None
+    assert result.base_lr == 0.01 and result.lr_finder is None
     np.testing.assert_array_equal(kernels[0], kernels[1])  # frozen phase
     assert not np.allclose(kernels[2], kernels[3])  # unfrozen phase
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(bn.moving_mean), moving_mean
-    )
+    np.testing.assert_array_equal(*sgd_run["moving_mean"])
     assert [layer.trainable for layer in model.layers] == [True, False, True]
+
+
+def test_ends_compiled_with_a_layer_rate_optimizer_over_the_users(sgd_run):
+    model = sgd_run["model"]
     assert isinstance(model.optimizer, LayerRateOptimizer)
     assert type(model.optimizer.template).__name__ == "SGD"
     assert model.optimizer.template.momentum == 0.9
@@ -112,9 +172,69 @@ def test_base_frozen_then_trained_batchnorm_kept_in_inference_mode(rng):
     assert model.loss == "mse"
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_rates_applied_inside_the_loss_scale_optimizer(policy):
+    if policy == "mixed_float16":
+        # The user's own wrapper: its settings carry over to both phases.
+        optimizer = keras.optimizers.LossScaleOptimizer(
+            keras.optimizers.Adam(), initial_scale=2.0**8, dynamic_growth_steps=3
+        )
+    else:
+        optimizer = keras.optimizers.Adam()
+    run = _run(optimizer, policy=policy, epochs=3, freeze_epochs=2)
+    frozen, unfrozen = run["result"]
+    np.testing.assert_allclose(
+        frozen.history["learning_rate"], _one_cycle(0.01, 2, 0.99, 25.0), rtol=1e-5
+    )
+    expected = _one_cycle(0.005, 3, 0.3, 5.0)
+    np.testing.assert_allclose(unfrozen.history["learning_rate"], expected, rtol=1e-5)
+    base, head = np.array(run["record"].inner_rates[1]).T
+    np.testing.assert_allclose(head, expected, rtol=1e-5)
+    np.testing.assert_allclose(base, np.array(expected) / 100, rtol=1e-5)
+    model, kernels = run["model"], run["record"].kernels
+    assert run["kernel_dtype"] == "float32"  # float32 master weights
+    np.testing.assert_array_equal(kernels[0], kernels[1])
+    assert not np.allclose(kernels[2], kernels[3])
+    assert np.all(np.isfinite(kernels[3]))
+    if policy == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert isinstance(model.optimizer.inner_optimizer, LayerRateOptimizer)
+        assert model.optimizer.initial_scale == 2.0**8
+        assert model.optimizer.dynamic_growth_steps == 3
+        # 3 finite steps with growth every 3: 256 -> 512.
+        assert float(model.optimizer.dynamic_scale.numpy()) == 512.0
+    else:
+        assert isinstance(model.optimizer, LayerRateOptimizer)
+
+
+def test_gradient_accumulation_cycles_over_the_updates():
+    # 4 samples, batches of 2, 2 batches per update: one update per epoch.
+    run = _run(
+        keras.optimizers.SGD(gradient_accumulation_steps=2),
+        samples=4,
+        batch_size=2,
+        epochs=4,
+        freeze_epochs=2,
+    )
+    frozen, unfrozen = run["result"]
+    np.testing.assert_allclose(
+        frozen.history["learning_rate"], _one_cycle(0.01, 2, 0.99, 25.0), rtol=1e-5
+    )
+    expected = _one_cycle(0.005, 4, 0.3, 5.0)
+    np.testing.assert_allclose(unfrozen.history["learning_rate"], expected, rtol=1e-5)
+    base, head = np.array(run["record"].inner_rates[1]).T
+    np.testing.assert_allclose(head, expected, rtol=1e-5)
+    np.testing.assert_allclose(base, np.array(expected) / 100, rtol=1e-5)
+    optimizer = run["model"].optimizer
+    assert optimizer.gradient_accumulation_steps == 2
+    assert int(optimizer.iterations) == 4  # 8 batches, 4 updates
+    assert not np.allclose(run["record"].kernels[2], run["record"].kernels[3])
+
+
 def test_base_lr_none_runs_the_lr_finder(rng):
-    model = _model()
-    x, y = rng.normal(size=(160, 3)), rng.normal(size=(160, 1))
+    model = _model(jit_compile="auto")
+    # 12 batches: enough for the finder's valley (it skips 1 + the last 5).
+    x, y = rng.normal(size=(96, 3)), rng.normal(size=(96, 1))
     result = fine_tune(model, x, y, base=-1, epochs=1, batch_size=8, verbose=0)
     assert result.lr_finder is not None
     assert result.base_lr == result.lr_finder.suggestion

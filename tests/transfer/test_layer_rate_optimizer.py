@@ -109,6 +109,175 @@ def test_one_cycle_scheduler_drives_every_group(rng):
     np.testing.assert_allclose(got[:, 2], got[:, 0], rtol=1e-6)
 
 
+def _apply_stateless(optimizer, grads, variables):
+    """One `stateless_apply` (the JAX trainer's path), written back."""
+    if not optimizer.built:
+        optimizer.build(variables)
+    stateless_apply = optimizer.stateless_apply
+    if keras.backend.backend() == "jax":
+        # As the JAX trainer runs it (eager JAX compiles every `cond` anew).
+        import jax
+
+        if not hasattr(optimizer, "_test_jitted_apply"):
+            optimizer._test_jitted_apply = jax.jit(optimizer.stateless_apply)
+        stateless_apply = optimizer._test_jitted_apply
+    new_values, new_state = stateless_apply(
+        [v.value for v in optimizer.variables], grads, [v.value for v in variables]
+    )
+    for variable, value in zip(variables, new_values, strict=True):
+        variable.assign(value)
+    for variable, value in zip(optimizer.variables, new_state, strict=True):
+        variable.assign(value)
+
+
+def optimizer_step(path):
+    """`optimizer.apply`, or the same step through `stateless_apply`."""
+    if path == "apply":
+        return lambda optimizer, grads, variables: optimizer.apply(grads, variables)
+    return _apply_stateless
+
+
+# The gradients of step 2 (0-based) are non-finite in both groups: the step is skipped.
+SKIPPED_STEP = 2
+
+
+@pytest.mark.parametrize("path", ["apply", "stateless_apply"])
+@pytest.mark.parametrize("kind", ["sgd_momentum", "adam", "adamw"])
+def test_inside_a_loss_scale_optimizer_equals_one_loss_scaled_optimizer_per_group(
+    kind, path, rng
+):
+    if path == "stateless_apply" and keras.backend.backend() == "tensorflow":
+        pytest.skip("TensorFlow trains through `apply`, not `stateless_apply`")
+    if path == "apply" and keras.backend.backend() == "jax":
+        # Keras' own LossScaleOptimizer(SGD()).apply leaks a tracer from its
+        # `jax.lax.cond` when called eagerly; the JAX trainer never calls it.
+        pytest.skip("JAX trains a LossScaleOptimizer through `stateless_apply`")
+    step = optimizer_step(path)
+    initial = [rng.normal(size=(3, 2)), rng.normal(size=(2,)), rng.normal(size=(4,))]
+    initial = [value.astype("float32") for value in initial]
+    # Loss-scaled gradients (the scale is 2**10 at first).
+    grads = [
+        [
+            (2.0**10 * rng.normal(size=value.shape)).astype("float32")
+            for value in initial
+        ]
+        for _ in RATES
+    ]
+    grads[SKIPPED_STEP][0][0, 0] = np.inf
+    grads[SKIPPED_STEP][2][1] = np.nan
+    grads = [[_tensor(g) for g in step] for step in grads]
+    wrapped_vars = _variables(initial)
+    base_vars, head_vars = _variables(initial[:2]), _variables(initial[2:])
+
+    def loss_scaled(optimizer):
+        return keras.optimizers.LossScaleOptimizer(
+            optimizer, initial_scale=2.0**10, dynamic_growth_steps=2
+        )
+
+    optimizer = loss_scaled(
+        LayerRateOptimizer(
+            OPTIMIZERS[kind](),
+            groups=[[wrapped_vars[0].path, wrapped_vars[1].path]],
+            multipliers=[MULTIPLIER],
+        )
+    )
+    base_optimizer = loss_scaled(OPTIMIZERS[kind]())
+    head_optimizer = loss_scaled(OPTIMIZERS[kind]())
+    for rate, step_grads in zip(RATES, grads, strict=True):
+        # The loss-scale optimizer's rate is its inner optimizer's.
+        optimizer.learning_rate.assign(rate)
+        step(optimizer, step_grads, wrapped_vars)
+        base_optimizer.learning_rate.assign(np.float32(rate) * np.float32(MULTIPLIER))
+        head_optimizer.learning_rate.assign(rate)
+        step(base_optimizer, step_grads[:2], base_vars)
+        step(head_optimizer, step_grads[2:], head_vars)
+    for got, want in zip(wrapped_vars, base_vars + head_vars, strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-7)
+    assert np.all(np.isfinite(wrapped_vars[0].numpy()))
+    assert not np.allclose(wrapped_vars[0].numpy(), initial[0])
+    # Growth after 2 finite steps, halved at the skipped one: 1024 -> 2048 ->
+    # 1024 -> 2048 (steps 1, 2, 4); 5 updates applied, in every group.
+    assert float(optimizer.dynamic_scale.numpy()) == 2048.0
+    assert float(base_optimizer.dynamic_scale.numpy()) == 2048.0
+    assert int(optimizer.iterations) == len(RATES) - 1
+    inner = optimizer.inner_optimizer.inner_optimizers
+    assert [int(o.iterations) for o in inner] == [len(RATES) - 1] * 2
+    # The last rate was applied inside: base at MULTIPLIER times the head's.
+    np.testing.assert_allclose(
+        [float(o.learning_rate.numpy()) for o in inner],
+        [MULTIPLIER * RATES[-1], RATES[-1]],
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("path", ["apply", "stateless_apply"])
+@pytest.mark.parametrize("kind", ["sgd_momentum", "adam"])
+def test_gradient_accumulation_equals_one_accumulating_optimizer_per_group(
+    kind, path, rng
+):
+    if path == "stateless_apply" and keras.backend.backend() == "tensorflow":
+        pytest.skip("TensorFlow trains through `apply`, not `stateless_apply`")
+    if path == "apply" and keras.backend.backend() == "jax":
+        pytest.skip("the JAX trainer applies through `stateless_apply`")
+    step = optimizer_step(path)
+
+    def accumulating():
+        optimizer = OPTIMIZERS[kind]()
+        config = {**optimizer.get_config(), "gradient_accumulation_steps": 2}
+        return type(optimizer).from_config(config)
+
+    initial = [rng.normal(size=(3, 2)), rng.normal(size=(4,))]
+    initial = [value.astype("float32") for value in initial]
+    grads = [
+        [_tensor(rng.normal(size=value.shape)) for value in initial] for _ in RATES
+    ]
+    wrapped_vars = _variables(initial)
+    base_vars, head_vars = _variables(initial[:1]), _variables(initial[1:])
+    optimizer = LayerRateOptimizer(
+        accumulating(), groups=[[wrapped_vars[0].path]], multipliers=[MULTIPLIER]
+    )
+    assert optimizer.gradient_accumulation_steps == 2
+    base_optimizer, head_optimizer = accumulating(), accumulating()
+    for rate, step_grads in zip(RATES, grads, strict=True):
+        optimizer.learning_rate.assign(rate)
+        step(optimizer, step_grads, wrapped_vars)
+        base_optimizer.learning_rate.assign(np.float32(rate) * np.float32(MULTIPLIER))
+        head_optimizer.learning_rate.assign(rate)
+        step(base_optimizer, step_grads[:1], base_vars)
+        step(head_optimizer, step_grads[1:], head_vars)
+    for got, want in zip(wrapped_vars, base_vars + head_vars, strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-7)
+    # 6 batches, 3 updates: `iterations` counts updates, as Keras' own do.
+    assert int(optimizer.iterations) == 3
+    assert [int(o.iterations) for o in optimizer.inner_optimizers] == [3, 3]
+    # No second set of accumulators in the wrapper: only the inner copies' slots.
+    assert len(optimizer.variables) == len(optimizer._variables) + sum(
+        len(o.variables) for o in optimizer.inner_optimizers
+    )
+    assert not hasattr(optimizer, "_accumulated_gradients")
+
+
+def test_gradient_accumulation_sgd_matches_numpy_float64(rng):
+    # Plain SGD, 2 batches per update: w <- w - m * rate * mean(g1, g2), with
+    # the rate held on the second batch of each pair.
+    w0 = rng.normal(size=(3,)).astype("float32")
+    grads = [rng.normal(size=(3,)).astype("float32") for _ in RATES]
+    variable = keras.Variable(w0)
+    optimizer = LayerRateOptimizer(
+        keras.optimizers.SGD(0.01, gradient_accumulation_steps=2),
+        [[variable.path]],
+        [MULTIPLIER],
+    )
+    weight = w0.astype("float64")
+    for step, (rate, grad) in enumerate(zip(RATES, grads, strict=True)):
+        optimizer.learning_rate.assign(rate)
+        optimizer.apply([_tensor(grad)], [variable])
+        if step % 2 == 1:
+            mean = (grads[step - 1].astype("float64") + grad) / 2
+            weight = weight - MULTIPLIER * rate * mean
+    np.testing.assert_allclose(variable.numpy(), weight, rtol=1e-5, atol=1e-7)
+
+
 def test_config_round_trip_and_keras_file(tmp_path, rng):
     model = keras.Sequential(
         [keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(1)]
@@ -153,8 +322,9 @@ def test_config_round_trip_and_keras_file(tmp_path, rng):
             r"argument `optimizer.use_ema`",
         ),
         (
-            lambda: keras.optimizers.SGD(gradient_accumulation_steps=2),
-            r"argument `optimizer.gradient_accumulation_steps`",
+            lambda: keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()),
+            r"argument `optimizer`.*not a LossScaleOptimizer.*wrap the "
+            r"LayerRateOptimizer instead",
         ),
         (
             lambda: keras.optimizers.SGD(loss_scale_factor=8.0),

@@ -10,6 +10,7 @@ import keras
 
 from kerasx import _checks, _keras_internals
 from kerasx.callbacks import OneCycleScheduler
+from kerasx.callbacks._step_hook import accumulation_steps
 from kerasx.lr_finder import LRFinderResult, find_learning_rate
 from kerasx.schedules import OneCycle
 from kerasx.transfer._freeze import LayerSpec, select_layers, unfreeze
@@ -25,7 +26,8 @@ class _FitOneCycle(OneCycleScheduler):
     """fastai's `fit_one_cycle` curve over the whole `fit` (cosine warm-up and decay).
 
     The cycle length is known only once `fit` has counted its steps, so the
-    schedule is made in `on_train_begin`, from the callback's `params`.
+    schedule is made in `on_train_begin`, from the callback's `params` (divided
+    by the optimizer's `gradient_accumulation_steps`: one step per update).
     """
 
     @classmethod
@@ -53,7 +55,12 @@ class _FitOneCycle(OneCycleScheduler):
                 "phase spans its whole `fit`)",
                 None,
             )
-        total_steps = max(2, self.params["epochs"] * steps)
+        # Each phase starts a fresh optimizer (iterations 0); with gradient
+        # accumulation the cycle spans the updates, not the batches.
+        updates = (
+            self.params["epochs"] * steps // accumulation_steps(self.model.optimizer)
+        )
+        total_steps = max(2, updates)
         self.schedule = self._curve(self.curve[0], total_steps, *self.curve[1:])
         super().on_train_begin(logs)
 
@@ -82,6 +89,16 @@ class FineTuneResult:
 def _fresh_copy(optimizer: keras.optimizers.Optimizer, learning_rate: float):
     config = {**optimizer.get_config(), "learning_rate": float(learning_rate)}
     return type(optimizer).from_config(config)
+
+
+def _loss_scale_arguments(optimizer: keras.optimizers.Optimizer) -> dict | None:
+    """The settings of the user's `LossScaleOptimizer`, or None when unwrapped."""
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return None
+    return {
+        "initial_scale": optimizer.initial_scale,
+        "dynamic_growth_steps": optimizer.dynamic_growth_steps,
+    }
 
 
 def fine_tune(
@@ -116,17 +133,26 @@ def fine_tune(
     its optimizer (from its config, so each phase starts with empty slots and
     `iterations=0`) and the same loss, metrics and other compile arguments.
     The optimizer must be SGD, Adam, AdamW, Nadam or Adamax (see
-    `LayerRateOptimizer`). With `base_lr=None` the rate is found first: the
-    base is frozen and `kerasx.lr_finder.find_learning_rate` runs on `x, y`
-    (with `fit_kwargs`' `batch_size`, `sample_weight` and `shuffle`), and its
-    valley `suggestion` is used (fastai's default is a fixed 2e-3; pass
+    `LayerRateOptimizer`), with `gradient_accumulation_steps` if wanted (each
+    1cycle then spans the phase's applied updates). Under mixed precision the
+    optimizer may be a `LossScaleOptimizer` around one of those (`compile`
+    wraps it under `"mixed_float16"`): each phase's optimizer is wrapped in a
+    new one with the same `initial_scale` and `dynamic_growth_steps`, so the
+    unfrozen phase trains with `LossScaleOptimizer(LayerRateOptimizer(...))`
+    and every rate is set on the optimizer inside it.
+
+    With `base_lr=None` the rate is found first: the base is frozen and
+    `kerasx.lr_finder.find_learning_rate` runs on `x, y` (with `fit_kwargs`'
+    `batch_size`, `sample_weight` and `shuffle`), and its valley `suggestion`
+    is used (fastai's default is a fixed 2e-3; pass
     `base_lr=2e-3` for it). The momentum is not cycled.
 
     Nothing is restored afterwards: the model ends with every layer trainable
     except the BatchNorm layers of `base` that `fine_tune` froze (plus layers
     outside `base` that were frozen before), compiled with a
     `LayerRateOptimizer` over the user's optimizer (holding the last applied
-    rate) and the user's loss and metrics.
+    rate; inside a `LossScaleOptimizer` when the user's was one) and the
+    user's loss and metrics.
 
     Args:
         model: A compiled `keras.Model` whose leading layers are pretrained.
@@ -186,7 +212,16 @@ def fine_tune(
             "an uncompiled model",
         )
     template = model.optimizer
-    check_exact_optimizer(template, "model.optimizer")
+    # Mixed precision: `compile` (or the user) wrapped the optimizer in a
+    # LossScaleOptimizer. Each phase wraps its own optimizer the same way, the
+    # LayerRateOptimizer of the unfrozen phase included (one loss scale for all
+    # groups); OneCycleScheduler sets the rate inside it.
+    loss_scale = _loss_scale_arguments(template)
+    if loss_scale is None:
+        check_exact_optimizer(template, "model.optimizer")
+    else:
+        template = template.inner_optimizer
+        check_exact_optimizer(template, "model.optimizer.inner_optimizer")
     base_layers = select_layers(model, base, "base", True)
     if len(base_layers) == len(model.layers):
         raise _checks.invalid(
@@ -217,6 +252,8 @@ def fine_tune(
     compile_arguments = dict(_keras_internals.compile_config_dict(model) or {})
 
     def compile_with(optimizer):
+        if loss_scale is not None:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer, **loss_scale)
         model.compile(**{**compile_arguments, "optimizer": optimizer})
 
     for layer in base_layers:

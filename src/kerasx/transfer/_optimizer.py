@@ -21,12 +21,13 @@ EXACT_OPTIMIZERS = (
 )
 _EXACT_NAMES = "SGD (momentum and nesterov included), Adam, AdamW, Nadam or Adamax"
 
-# Settings that couple the variables of different groups (or change the step
-# count), so that one inner optimizer per group would not be exact.
+# Settings that couple the variables of different groups, or that the wrapper
+# would have to apply itself, so that one inner optimizer per group would not
+# be exact. (`gradient_accumulation_steps` is exact: every inner copy
+# accumulates its own variables' gradients and updates on the same step.)
 _COUPLING_SETTINGS = {
     "global_clipnorm": None,
     "use_ema": False,
-    "gradient_accumulation_steps": None,
     "loss_scale_factor": None,
 }
 
@@ -36,12 +37,20 @@ def check_exact_optimizer(optimizer: Any, argument: str = "optimizer") -> None:
     # Keras' own classes only (on torch they are backend subclasses); a user
     # subclass may change the update.
     own_class = type(optimizer).__module__.startswith("keras.")
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        raise _checks.invalid(
+            argument,
+            f"a Keras {_EXACT_NAMES} optimizer, not a LossScaleOptimizer (one loss "
+            "scale per group would skip different steps in different groups); wrap "
+            "the LayerRateOptimizer instead: LossScaleOptimizer(LayerRateOptimizer("
+            "...)), which `compile` does itself under the mixed_float16 policy",
+            optimizer,
+        )
     if not (isinstance(optimizer, EXACT_OPTIMIZERS) and own_class):
         raise _checks.invalid(
             argument,
             f"a Keras {_EXACT_NAMES} optimizer, for which per-group learning rates "
-            "are exact (wrapped optimizers, e.g. LossScaleOptimizer, and other "
-            "classes are refused)",
+            "are exact (other classes are refused)",
             optimizer,
         )
     for setting, default in _COUPLING_SETTINGS.items():
@@ -86,10 +95,23 @@ class LayerRateOptimizer(keras.optimizers.Optimizer):
     variable's gradient and state are accepted: SGD (with momentum, nesterov),
     Adam, AdamW (its weight decay scales with the group's rate, as a separate
     AdamW's would), Nadam and Adamax, with per-variable `clipnorm` / `clipvalue`
-    allowed; `global_clipnorm`, `use_ema`, `gradient_accumulation_steps` and
-    `loss_scale_factor` are refused, since they couple groups or steps.
-    `iterations` counts the steps of this optimizer; each inner copy counts its
-    own (the same number).
+    allowed; `global_clipnorm`, `use_ema` and `loss_scale_factor` are refused,
+    since they couple groups (or would need the wrapper to scale the loss).
+    `gradient_accumulation_steps` is allowed: every inner copy accumulates the
+    gradients of its own variables and all of them update on the same batch,
+    with the rate this optimizer holds on that batch, as separate optimizers
+    with the same setting would; this optimizer's `iterations` then counts
+    applied updates (batches // steps), as Keras' optimizers do, so per-step
+    schedules advance once per update. Each inner copy counts its own
+    `iterations` (the same number).
+
+    Mixed precision: wrap this optimizer, not the template, in a
+    `keras.optimizers.LossScaleOptimizer` (`compile` does it under the
+    `"mixed_float16"` policy): one loss scale for all groups, so a step with a
+    non-finite gradient is skipped in every group, and the unscaled gradients
+    reach each group's copy, which updates the float32 variables as one
+    loss-scaled optimizer per group would. A loss-scaled template is refused
+    (one scale per group would skip steps in some groups only).
 
     Args:
         optimizer: The template: a Keras SGD, Adam, AdamW, Nadam or Adamax
@@ -180,7 +202,11 @@ class LayerRateOptimizer(keras.optimizers.Optimizer):
         learning_rate = config["learning_rate"]
         if isinstance(learning_rate, dict):
             learning_rate = keras.saving.deserialize_keras_object(learning_rate)
-        super().__init__(learning_rate=learning_rate, name=name)
+        super().__init__(
+            learning_rate=learning_rate,
+            name=name,
+            gradient_accumulation_steps=config.get("gradient_accumulation_steps"),
+        )
         self.template = optimizer
         self.groups = groups
         self.multipliers = multipliers
@@ -238,7 +264,13 @@ class LayerRateOptimizer(keras.optimizers.Optimizer):
             self.inner_optimizers, self._route(var_list), strict=True
         ):
             inner.build([var_list[i] for i in indices])
-        super().build(var_list)
+        # The inner copies hold the gradient accumulators; the base class would
+        # add a second, unused set for a `gradient_accumulation_steps` here.
+        steps, self.gradient_accumulation_steps = self.gradient_accumulation_steps, None
+        try:
+            super().build(var_list)
+        finally:
+            self.gradient_accumulation_steps = steps
 
     @property
     def variables(self) -> list:
