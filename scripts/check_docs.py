@@ -13,7 +13,10 @@ Fails (exit 1, one line per problem) when a page of the built site
 
 or when a public name (every `__all__` entry of the modules listed on the API
 overview, read statically from `src/` with griffe) has no API entry (a
-mkdocstrings heading) on any page.
+mkdocstrings heading) on any page, or when a Markdown page under `docs/` has a
+python block that the docs-test (`scripts/run_docs_snippets.py`, run by
+`tests/test_docs_snippets.py`) would not run and that is not marked
+`<!-- fragment -->` (a ```py, ```pycon or ```python3 fence, say).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ PUBLIC_MODULES = (
     "plotting",
     "saving",
     "schedules",
+    "transfer",
     "transforms",
     "uncertainty",
 )
@@ -263,6 +267,23 @@ def _context(text: str, start: int, end: int, width: int = 40) -> str:
     return " ".join(snippet.split())
 
 
+def unrun_python_blocks(docs_dir: Path) -> list[str]:
+    """Python blocks of `docs_dir/**/*.md` that are neither run nor fragments."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run_docs_snippets import unmarked_python_blocks
+
+    problems = []
+    for path in sorted(docs_dir.rglob("*.md")):
+        rel = path.relative_to(docs_dir).as_posix()
+        for block in unmarked_python_blocks(path.read_text(encoding="utf-8")):
+            problems.append(
+                f"{rel}:{block.line}: python block ```{block.info} is not run by "
+                "the docs-test: use a ```python fence, or put <!-- fragment --> "
+                "on the line before it"
+            )
+    return problems
+
+
 def check_site(site_dir: Path, names: Iterable[str]) -> list[str]:
     problems = []
     all_ids: set[str] = set()
@@ -298,9 +319,15 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(__file__).resolve().parent.parent / "src",
         help="where the kerasx sources are (default: ./src)",
     )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / "docs",
+        help="the Markdown sources, for the python-block check (default: ./docs)",
+    )
     args = parser.parse_args(argv)
     names = public_names(args.src)
-    problems = check_site(args.site_dir, names)
+    problems = check_site(args.site_dir, names) + unrun_python_blocks(args.docs)
     for problem in problems:
         print(problem)
     pages = len(list(args.site_dir.rglob("*.html")))

@@ -210,3 +210,103 @@ def test_api_overview_hook_links_documented_names(tmp_path):
     assert "[`MCDropout`](layers.md#kerasx.layers.mc_dropout.MCDropout)" in table
     # Undocumented names are listed without a link.
     assert "| `OneCycleScheduler` | class |" in table
+
+
+# -- python blocks on the pages: run by the docs-test, or marked fragments ----
+
+import run_docs_snippets  # noqa: E402
+
+PLANTED = """# Page
+
+```python
+x = 1
+print(x + 1)
+```
+
+```text
+2
+```
+
+<!-- fragment -->
+```python
+undefined_name
+```
+
+```python
+print(undefined_name + x)
+```
+
+```py
+undefined_too
+```
+"""
+
+
+def test_code_blocks_reads_markers_and_shown_output():
+    blocks = run_docs_snippets.code_blocks(PLANTED)
+    assert [(b.number, b.line, b.language) for b in blocks] == [
+        (1, 3, "python"),
+        (2, 13, "python"),
+        (3, 17, "python"),
+        (4, 21, "py"),
+    ]
+    assert [b.fragment for b in blocks] == [False, True, False, False]
+    assert [b.runnable for b in blocks] == [True, False, True, False]
+    assert blocks[0].output == "2\n" and blocks[2].output is None
+
+
+def test_indented_blocks_and_backend_markers():
+    text = (
+        "- item:\n\n    <!-- backends: tensorflow jax -->\n    ```python\n"
+        "    y = 2\n    ```\n"
+    )
+    (block,) = run_docs_snippets.code_blocks(text)
+    assert block.code == "y = 2\n"
+    assert block.backends == ["tensorflow", "jax"]
+
+
+def test_unmarked_non_python_fence_is_reported(tmp_path):
+    (tmp_path / "page.md").write_text(PLANTED)
+    (tmp_path / "clean.md").write_text("```python\nx = 1\n```\n")
+    problems = check_docs.unrun_python_blocks(tmp_path)
+    assert len(problems) == 1
+    assert problems[0].startswith("page.md:21: python block ```py is not run")
+
+
+def test_planted_unmarked_failing_block_fails_with_page_block_and_traceback(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(PLANTED)
+    results = run_docs_snippets.run_page(page, timeout=60)
+    assert [r.status for r in results] == ["passed", "fragment", "failed", "skipped"]
+    assert results[0].stdout == "2\n" and results[0].output_mismatch() is None
+    failed = results[2]
+    assert (failed.number, failed.line) == (3, 17)
+    assert "NameError: name 'undefined_name' is not defined" in failed.error
+    assert 'page.md:block3", line 18' in failed.error  # the page's own line
+    assert failed.describe().startswith(f"{page}, block 3 (line 17) failed:")
+
+
+def test_shown_output_that_drifted_is_reported(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```python\nprint('accuracy', 0.91)\n```\n\n```text\naccuracy 0.5\n```\n\n"
+        "```python\nprint('loss', 1)\n```\n\n```text\naccuracy 2\n```\n"
+    )
+    first, second = run_docs_snippets.run_page(page, timeout=60)
+    assert first.output_mismatch() is None  # numbers are masked
+    assert "differs from what it printed" in second.output_mismatch()
+
+
+def test_doctest_flags_hook_hides_directives_and_empty_continuations():
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    import doctest_flags
+
+    prompt = '<a id="l1"></a><span class="o">&gt;&gt;&gt;</span> f()\n'
+    flag = '<span class="c1"># doctest: +SKIP</span>'
+    html = (
+        prompt
+        + f'<a id="l2"></a><span class="o">...</span> {flag}\n'
+        + f'<a id="l3"></a><span class="n">x</span>  {flag}\n'
+    )
+    expected = prompt + '<a id="l3"></a><span class="n">x</span>\n'
+    assert doctest_flags.strip_doctest_flags(html) == expected
