@@ -9,13 +9,22 @@ e.   SELU + one AlphaDropout(0.1) after the last hidden layer, Nadam(5e-4), as
      (`kerasx.uncertainty.to_mc` + `mc_predict`): accuracy and calibration
      before and after;
 f.   1cycle (`kerasx.callbacks.OneCycleScheduler`) after an LR range test, on
-     the model of (e) (`--one-cycle-dropout 0` drops its AlphaDropout).
+     the model of (e) (`--one-cycle-dropout 0` drops its AlphaDropout);
+g.   SWA (`kerasx.callbacks.StochasticWeightAveraging`, `swap=False`) over the
+     last `--swa-epochs` epochs of that same 1cycle run, BatchNorm statistics
+     recomputed on the training images (`update_bn_data`): the averaged
+     weights scored on validation, beside the 1cycle row's best epoch.
+
+`--variants` runs a subset (e.g. `--variants one_cycle one_cycle_swa`; the SWA
+row needs the 1cycle run, which it shares).
 
 The exercise uses CIFAR-10 (`--dataset cifar10`); Fashion-MNIST works offline.
 Images are flattened. Prints a results table and writes `learning_curves.png`,
 `val_accuracy.png`, `lr_vs_loss.png`, `reliability.png`, `results.md`,
-`results.json`, the best checkpoint of each run (`<run>.keras`) and the
-1cycle run's per-step learning rates (`one_cycle_rates.json`) to `--output`.
+`results.json`, the best checkpoint of each run (`<run>.keras`), the
+1cycle run's per-step learning rates (`one_cycle_rates.json`), the SWA model
+(`one_cycle_swa.keras`) and the weights it averaged (`swa_epoch_weights.npz`)
+to `--output`.
 
     python examples/deep_mlp.py --quick --dataset fashion_mnist \
         --output outputs/deep_mlp
@@ -35,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
 
-from kerasx.callbacks import OneCycleScheduler
+from kerasx.callbacks import OneCycleScheduler, StochasticWeightAveraging
 from kerasx.lr_finder import find_learning_rate, plot_lr_vs_loss
 from kerasx.models import build_mlp, build_selu_mlp
 from kerasx.uncertainty import (
@@ -45,6 +54,7 @@ from kerasx.uncertainty import (
 )
 
 ALPHA_DROPOUT_VARIANT = "SELU + AlphaDropout(0.1) before the output"
+VARIANTS = ("elu_he", "elu_bn", "selu", "selu_alpha", "one_cycle", "one_cycle_swa")
 
 
 def build_parser():
@@ -73,6 +83,19 @@ def build_parser():
         help="peak 1cycle rate (default: a third of the range test's lowest-loss rate)",
     )
     parser.add_argument("--mc-samples", type=int, default=100)
+    parser.add_argument(
+        "--swa-epochs",
+        type=int,
+        default=3,
+        help="last epochs of the 1cycle run that SWA averages (>= 1)",
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=VARIANTS,
+        default=list(VARIANTS),
+        help="runs to do (their checkpoint names); one_cycle_swa shares the 1cycle run",
+    )
     parser.add_argument(
         "--one-cycle-dropout",
         type=float,
@@ -150,19 +173,64 @@ def accuracy(y_true: np.ndarray, probs: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     """Runs the exercise and returns the table rows as dicts."""
-    args = _common.parse(build_parser(), argv)
+    parser = build_parser()
+    args = _common.parse(parser, argv)
+    if args.swa_epochs < 1 or args.swa_epochs > args.epochs:
+        parser.error(
+            f"--swa-epochs must be in [1, --epochs={args.epochs}], "
+            f"got {args.swa_epochs}"
+        )
+    variants = set(args.variants)
     keras.utils.set_random_seed(args.seed)
     data = _common.load_split(args.dataset, limit=args.limit)
     print(f"{args.dataset}: {data.describe()}")
     shape, classes = data.x_train.shape[1:], data.num_classes
     hidden = (args.units,) * args.depth
     rows, histories, sweeps = [], {}, {}
+    probs = mc_probs = None
 
     def record(variant, history, timer, **extra):
         histories[variant] = history
         rows.append(_common.row_from_history(variant, history, timer, **extra))
 
     # a-b. ELU + He; an LR sweep first (the finder restores the weights after).
+    if "elu_he" in variants:
+        elu_he(data, args, shape, classes, hidden, sweeps, record)
+
+    # c. + BatchNormalization before each ELU (Dense without bias).
+    if "elu_bn" in variants:
+        model = compile_nadam(
+            build_mlp(shape, classes, hidden_units=hidden, batch_norm="before"),
+            args.learning_rate,
+        )
+        history, timer = train(model, "elu_bn", data, args, batch_size=args.batch_size)
+        record(
+            "+ BatchNorm", history, timer, optimizer=f"Nadam({args.learning_rate:g})"
+        )
+
+    # d. SELU + LeCun normal, standardised inputs.
+    if "selu" in variants:
+        selu(data, args, shape, classes, hidden, record)
+
+    # e. + one AlphaDropout(0.1) before the output layer, as the exercise's
+    # solution places it; then MC dropout on the same weights.
+    if "selu_alpha" in variants:
+        probs, mc_probs = selu_alpha(data, args, shape, classes, hidden, record)
+
+    # f-g. 1cycle after an LR range test; SWA over its last epochs.
+    if variants & {"one_cycle", "one_cycle_swa"}:
+        one_cycle(data, args, shape, classes, hidden, sweeps, record, rows, variants)
+
+    plot(args.output, histories, sweeps, data.y_valid, probs, mc_probs)
+    return _common.report(
+        rows,
+        args,
+        f"Deep MLP ({args.depth} x {args.units}) on {args.dataset}: {data.describe()}",
+    )
+
+
+def elu_he(data, args, shape, classes, hidden, sweeps, record) -> None:
+    """a-b. ELU + He normal, Nadam, after an LR sweep."""
     model = compile_nadam(build_mlp(shape, classes, hidden_units=hidden), 1e-3)
     found = lr_sweep(model, data, args.batch_size, "ELU + He, Nadam", sweeps)
     model.optimizer.learning_rate = args.learning_rate
@@ -175,15 +243,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         **{"LR sweep valley": found[0]},
     )
 
-    # c. + BatchNormalization before each ELU (Dense without bias).
-    model = compile_nadam(
-        build_mlp(shape, classes, hidden_units=hidden, batch_norm="before"),
-        args.learning_rate,
-    )
-    history, timer = train(model, "elu_bn", data, args, batch_size=args.batch_size)
-    record("+ BatchNorm", history, timer, optimizer=f"Nadam({args.learning_rate:g})")
 
-    # d. SELU + LeCun normal, standardised inputs.
+def selu(data, args, shape, classes, hidden, record) -> None:
+    """d. SELU + LeCun normal on standardised inputs."""
     model = compile_nadam(
         build_selu_mlp(
             shape,
@@ -196,8 +258,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     history, timer = train(model, "selu", data, args, batch_size=args.batch_size)
     record("SELU + LeCun", history, timer, optimizer=f"Nadam({args.learning_rate:g})")
 
-    # e. + one AlphaDropout(0.1) before the output layer, as the exercise's
-    # solution places it; then MC dropout on the same weights.
+
+def selu_alpha(data, args, shape, classes, hidden, record):
+    """e. One AlphaDropout(0.1) before the output; MC dropout on its weights."""
     model = compile_nadam(
         build_selu_mlp(
             shape,
@@ -235,8 +298,35 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"MC dropout ({args.mc_samples} samples): validation accuracy "
         f"{plain_accuracy:.4f} → {mc_accuracy:.4f}"
     )
+    return probs, mc.mean
 
-    # f. 1cycle: LR range test with SGD, then one cycle at the suggested peak.
+
+class EpochEndWeights(keras.callbacks.Callback):
+    """Keeps the trainable weights at the end of each epoch from `start` on."""
+
+    def __init__(self, start: int) -> None:
+        super().__init__()
+        self.start = start
+        self.weights: list[list[np.ndarray]] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch >= self.start:
+            self.weights.append(
+                [
+                    keras.ops.convert_to_numpy(w)
+                    for w in self.model.weights
+                    if w.trainable
+                ]
+            )
+
+
+def one_cycle(data, args, shape, classes, hidden, sweeps, record, rows, variants):
+    """f. 1cycle: LR range test with SGD, then one cycle at the suggested peak.
+
+    g. SWA over the last `--swa-epochs` epochs of the same run (`swap=False`:
+    the 1cycle row keeps its own weights), applied after `fit`.
+    """
+
     def one_cycle_model():
         model = build_selu_mlp(
             shape,
@@ -271,6 +361,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     steps = math.ceil(len(data.x_train) / args.one_cycle_batch_size) * args.epochs
     model = one_cycle_model()
     applied = _common.AppliedLearningRates()
+    swa_start = args.epochs - args.swa_epochs
+    swa = StochasticWeightAveraging(
+        start_epoch=swa_start, update_bn_data=data.x_train, swap=False
+    )
+    averaged = EpochEndWeights(swa_start)
     history, timer = train(
         model,
         "one_cycle",
@@ -281,6 +376,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         callbacks=[
             OneCycleScheduler(steps, max_rate=max_rate, cycle_momentum=True),
             applied,
+            swa,
+            averaged,
         ],
         early_stopping=False,
     )
@@ -288,26 +385,48 @@ def main(argv: list[str] | None = None) -> list[dict]:
         json.dumps({"iterations": steps, "max_rate": max_rate, "rates": applied.rates})
         + "\n"
     )
-    record(
-        f"{one_cycle_name}, 1cycle",
-        history,
-        timer,
-        optimizer=f"SGD 1cycle(max {max_rate:.3g})",
-        **{"LR sweep valley": found[0]},
-    )
-
-    plot(args.output, histories, sweeps, data.y_valid, probs, mc.mean)
-    return _common.report(
-        rows,
-        args,
-        f"Deep MLP ({args.depth} x {args.units}) on {args.dataset}: {data.describe()}",
-    )
+    one_cycle_row = f"{one_cycle_name}, 1cycle"
+    if "one_cycle" in variants:
+        record(
+            one_cycle_row,
+            history,
+            timer,
+            optimizer=f"SGD 1cycle(max {max_rate:.3g})",
+            **{"LR sweep valley": found[0]},
+        )
+    if "one_cycle_swa" in variants:
+        best_iterate = float(np.max(history.history["val_accuracy"]))
+        # The model gets the average (and BatchNorm statistics recomputed on
+        # the training images, if it has BatchNorm layers).
+        swa.apply_average()
+        swa_accuracy = accuracy(data.y_valid, model.predict(data.x_valid, verbose=0))
+        model.save(args.output / "one_cycle_swa.keras")
+        np.savez(
+            args.output / "swa_epoch_weights.npz",
+            *[w for epoch in averaged.weights for w in epoch],
+            epochs=len(averaged.weights),
+        )
+        rows.append(
+            _common.Row(
+                variant=f"{one_cycle_row} + SWA (last {args.swa_epochs} epochs)",
+                best_val_accuracy=swa_accuracy,
+                best_epoch=args.epochs,
+                epochs=args.epochs,
+                seconds_per_epoch=float(np.median(timer.seconds)),
+                extra={
+                    "optimizer": f"SGD 1cycle(max {max_rate:.3g})",
+                    "vs 1cycle best epoch": f"{swa_accuracy - best_iterate:+.4f}",
+                },
+            )
+        )
 
 
 def plot(output: Path, histories, sweeps, y_valid, probs, mc_probs) -> None:
     """Learning curves, validation accuracy, LR vs loss, reliability diagrams."""
-    _common.plot_history_grid(histories, output, ncols=3)
-
+    if histories:
+        _common.plot_history_grid(histories, output, ncols=min(3, len(histories)))
+    if not sweeps:
+        return
     fig, axes = _common.new_figure(len(sweeps))
     for ax, (name, sweep) in zip(axes.flat, sweeps.items(), strict=True):
         plot_lr_vs_loss(sweep, ax=ax)
@@ -321,6 +440,8 @@ def plot(output: Path, histories, sweeps, y_valid, probs, mc_probs) -> None:
         from kerasx.plotting import reliability_diagram
     except ImportError:
         print("Reliability diagram skipped: kerasx.plotting is not available yet.")
+        return
+    if probs is None:  # the MC dropout step (e) did not run
         return
     fig, axes = _common.new_figure(2)
     reliability_diagram(y_valid, probs, ax=axes[0, 0])

@@ -3,7 +3,9 @@
 - (e) has one AlphaDropout, after the last hidden layer; it is active under
   `training=True` and off in `predict`; MC dropout on the same weights is not;
 - the table's accuracies are those of the saved best checkpoints;
-- the 1cycle run applied, step by step, Hands-On ML's three-phase rates.
+- the 1cycle run applied, step by step, Hands-On ML's three-phase rates;
+- the SWA model's weights are the mean of the weights at the end of the epochs
+  it averaged, and its table accuracy is the saved model's.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ VARIANTS = [
     "SELU + LeCun",
     ALPHA,
     "SELU + AlphaDropout(0.1), 1cycle",
+    "SELU + AlphaDropout(0.1), 1cycle + SWA (last 2 epochs)",
 ]
-CHECKPOINTS = ["elu_he", "elu_bn", "selu", "selu_alpha", "one_cycle"]
-LIMIT, EPOCHS = 600, 2
+CHECKPOINTS = ["elu_he", "elu_bn", "selu", "selu_alpha", "one_cycle", "one_cycle_swa"]
+LIMIT, EPOCHS, SWA_EPOCHS = 600, 2, 2
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,8 @@ def run(synthetic_data_dir, tmp_path_factory):
             [
                 "--dataset", "fashion_mnist", "--limit", str(LIMIT),
                 "--epochs", str(EPOCHS), "--depth", "3", "--units", "32",
-                "--mc-samples", "8", "--output", str(output), "--quiet",
+                "--mc-samples", "8", "--swa-epochs", str(SWA_EPOCHS),
+                "--output", str(output), "--quiet",
             ]
         )  # fmt: skip
     return example, rows, output
@@ -62,14 +66,14 @@ def test_table_rows(run):
     _, rows, output = run
     check_rows(rows, VARIANTS)
     # patience 5 cannot stop a 2-epoch run; 1cycle has no EarlyStopping.
-    assert [row["epochs"] for row in rows] == [EPOCHS] * 5
+    assert [row["epochs"] for row in rows] == [EPOCHS] * 6
     assert json.loads((output / "results.json").read_text()) == rows
     table = (output / "results.md").read_text()
     for variant in VARIANTS:
         assert f"| {variant} |" in table
 
 
-@pytest.mark.parametrize("index", range(5), ids=CHECKPOINTS)
+@pytest.mark.parametrize("index", range(6), ids=CHECKPOINTS)
 def test_best_checkpoint_matches_table(run, data, index):
     from kerasx.saving import load
 
@@ -144,3 +148,45 @@ def test_plots_are_pngs(run):
         "reliability.png",
     ):
         assert_png(output / name)
+
+
+def test_swa_model_holds_the_mean_of_the_averaged_epochs(run):
+    from kerasx.saving import load
+
+    _, rows, output = run
+    saved = np.load(output / "swa_epoch_weights.npz")
+    epochs = int(saved["epochs"])
+    assert epochs == SWA_EPOCHS
+    arrays = [saved[f"arr_{i}"] for i in range(len(saved.files) - 1)]
+    per_epoch = len(arrays) // epochs
+    model = load(output / "one_cycle_swa.keras")
+    trainable = [np.asarray(w) for w in model.weights if w.trainable]
+    assert len(trainable) == per_epoch
+    for i, weight in enumerate(trainable):
+        stack = np.stack([arrays[e * per_epoch + i] for e in range(epochs)])
+        # float32 running average vs a float64 mean of the same values.
+        np.testing.assert_allclose(
+            weight, stack.astype("float64").mean(axis=0), rtol=1e-5, atol=1e-7
+        )
+    # The epochs differ, so the average is not one of them.
+    assert not np.allclose(arrays[0], arrays[per_epoch])
+    # The row's "vs 1cycle" is the difference of the two rows' accuracies,
+    # the 1cycle row's being its best epoch.
+    swa_row, one_cycle_row = rows[5], rows[4]
+    difference = swa_row["best_val_accuracy"] - one_cycle_row["best_val_accuracy"]
+    assert swa_row["extra"]["vs 1cycle best epoch"] == f"{difference:+.4f}"
+
+
+@pytest.mark.parametrize("swa_epochs", ["0", "3"])
+def test_swa_epochs_outside_the_run_is_an_error(run, swa_epochs, capsys):
+    example, _, _ = run
+    with pytest.raises(SystemExit):
+        example.main(["--epochs", "2", "--swa-epochs", swa_epochs])
+    assert "--swa-epochs must be in [1, --epochs=2]" in capsys.readouterr().err
+
+
+def test_variants_option_parses_a_subset(run):
+    example, _, _ = run
+    args = example.build_parser().parse_args(["--variants", "one_cycle_swa", "selu"])
+    assert args.variants == ["one_cycle_swa", "selu"]
+    assert example.build_parser().parse_args([]).variants == list(example.VARIANTS)
