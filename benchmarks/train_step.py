@@ -183,6 +183,17 @@ def _ratio_quartiles(plain, fused):
     return [round(quartiles[0], 3), round(quartiles[-1], 3)]
 
 
+def select_backend(parser: argparse.ArgumentParser, requested: str | None) -> str:
+    """Sets `KERAS_BACKEND` to `requested` (before Keras is imported); the backend."""
+    if requested:
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != requested:
+            parser.error("--backend must be chosen before Keras is imported")
+        os.environ["KERAS_BACKEND"] = requested
+    import keras
+
+    return keras.backend.backend()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -202,13 +213,9 @@ def main(argv=None):
         help="Keras dtype policy of every model (default: float32).",
     )
     args = parser.parse_args(argv)
-    if args.backend:
-        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
-            parser.error("--backend must be chosen before Keras is imported")
-        os.environ["KERAS_BACKEND"] = args.backend
-    import keras
+    backend = select_backend(parser, args.backend)
+    import keras  # imported by select_backend, with the chosen backend
 
-    backend = keras.backend.backend()
     size = "tiny" if args.tiny else "full"
     alternations = args.alternations or (3 if args.tiny else 40)
     warmup = args.warmup or (1 if args.tiny else 5)
