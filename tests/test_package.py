@@ -55,8 +55,10 @@ def test_import_adds_no_backend_or_plotting_library(fresh_imports):
 def test_import_is_fast(fresh_imports):
     # Fastest of three fresh interpreters: `import kerasx` after `import keras`
     # (load from other processes only adds time, so the minimum is the cost).
+    # Idle, 2-core CPU: 0.10-0.11 s with 30 modules. The bound catches a
+    # backend or matplotlib import (seconds), not the second worker's load.
     times = sorted(probe["seconds"] for probe in fresh_imports)
-    assert times[0] < 0.150, times
+    assert times[0] < 0.250, times
 
 
 def test_submodules_are_attributes():
