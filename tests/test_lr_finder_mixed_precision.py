@@ -14,6 +14,7 @@ import pytest
 from keras import ops
 
 from kerasx.lr_finder import find_learning_rate
+from linear_probe import KernelRecorder, half_integer_data
 
 BATCH = 4
 DELTA_RTOL = 1e-5
@@ -42,24 +43,7 @@ def probe_model(optimizer):
 
 
 def probe_data(batches, seed=11):
-    rng = np.random.default_rng(seed)
-    x = (rng.integers(1, 4, size=(batches * BATCH, 2)) * 0.5).astype("float32")
-    return x, np.zeros((batches * BATCH, 1), "float32")
-
-
-class KernelRecorder(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.kernels = []
-
-    def on_train_begin(self, logs=None):
-        self.kernels = [keras.ops.convert_to_numpy(self.model.layers[0].kernel)]
-
-    def on_train_batch_end(self, batch, logs=None):
-        if keras.backend.backend() == "jax":
-            self.model.jax_state_sync()
-        kernel = keras.ops.convert_to_numpy(self.model.layers[0].kernel)
-        self.kernels.append(np.array(kernel, "float64"))
+    return half_integer_data(batches, BATCH, seed=seed)
 
 
 def weight_rates(kernels, x, accumulation=1, skipped=()):

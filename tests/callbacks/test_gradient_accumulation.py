@@ -14,6 +14,7 @@ import pytest
 from keras import ops
 
 from kerasx.callbacks import ExponentialLearningRate, OneCycleScheduler
+from linear_probe import KernelRecorder, half_integer_data
 
 BATCH = 2
 DELTA_RTOL = 1e-5
@@ -36,24 +37,7 @@ def probe_model(rate, accumulation):
 
 
 def probe_data(batches, seed=7):
-    rng = np.random.default_rng(seed)
-    x = (rng.integers(1, 4, size=(batches * BATCH, 2)) * 0.5).astype("float32")
-    return x, np.zeros((batches * BATCH, 1), "float32")
-
-
-class KernelRecorder(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.kernels = []
-
-    def on_train_begin(self, logs=None):
-        self.kernels = [keras.ops.convert_to_numpy(self.model.layers[0].kernel)]
-
-    def on_train_batch_end(self, batch, logs=None):
-        if keras.backend.backend() == "jax":
-            self.model.jax_state_sync()
-        kernel = keras.ops.convert_to_numpy(self.model.layers[0].kernel)
-        self.kernels.append(np.array(kernel, "float64"))
+    return half_integer_data(batches, BATCH, seed=seed)
 
 
 def fit(model, callback, x, y, epochs):

@@ -17,6 +17,7 @@ import pytest
 from keras import ops
 
 from kerasx.callbacks import ExponentialLearningRate, OneCycleScheduler
+from linear_probe import KernelRecorder, half_integer_data
 
 BATCH = 4
 POLICIES = ["mixed_float16", "mixed_bfloat16"]
@@ -53,26 +54,7 @@ def probe_model(optimizer, width=2):
 
 
 def probe_data(batches, width=2, seed=5):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(1, 4, size=(batches * BATCH, width)) * 0.5
-    return x.astype("float32"), np.zeros((batches * BATCH, 1), "float32")
-
-
-class KernelRecorder(keras.callbacks.Callback):
-    """The kernel after every batch (JAX state synced first)."""
-
-    def __init__(self):
-        super().__init__()
-        self.kernels = []
-
-    def on_train_begin(self, logs=None):
-        self.kernels = [keras.ops.convert_to_numpy(self.model.layers[0].kernel)]
-
-    def on_train_batch_end(self, batch, logs=None):
-        if keras.backend.backend() == "jax":
-            self.model.jax_state_sync()
-        kernel = keras.ops.convert_to_numpy(self.model.layers[0].kernel)
-        self.kernels.append(np.array(kernel, "float64"))
+    return half_integer_data(batches, BATCH, width, seed)
 
 
 def applied_rates(kernels, x, skipped=()):
