@@ -34,3 +34,18 @@ class KernelRecorder(keras.callbacks.Callback):
             self.model.jax_state_sync()
         kernel = keras.ops.convert_to_numpy(self.model.layers[0].kernel)
         self.kernels.append(np.array(kernel, "float64"))
+
+
+def fit_recording_kernels(model, callback, x, y, batch_size, epochs=1):
+    """`fit` in order (no shuffling) with `callback`; the kernel after each batch."""
+    recorder = KernelRecorder()
+    model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        shuffle=False,
+        callbacks=[callback, recorder],
+        verbose=0,
+    )
+    return recorder.kernels

@@ -14,7 +14,7 @@ import pytest
 from keras import ops
 
 from kerasx.callbacks import ExponentialLearningRate, OneCycleScheduler
-from linear_probe import KernelRecorder, half_integer_data
+from linear_probe import fit_recording_kernels, half_integer_data
 
 BATCH = 2
 DELTA_RTOL = 1e-5
@@ -41,17 +41,7 @@ def probe_data(batches, seed=7):
 
 
 def fit(model, callback, x, y, epochs):
-    recorder = KernelRecorder()
-    model.fit(
-        x,
-        y,
-        batch_size=BATCH,
-        epochs=epochs,
-        shuffle=False,
-        callbacks=[callback, recorder],
-        verbose=0,
-    )
-    return recorder.kernels
+    return fit_recording_kernels(model, callback, x, y, BATCH, epochs)
 
 
 def applied_rates(kernels, x, epochs, accumulation):

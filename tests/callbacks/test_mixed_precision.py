@@ -17,7 +17,7 @@ import pytest
 from keras import ops
 
 from kerasx.callbacks import ExponentialLearningRate, OneCycleScheduler
-from linear_probe import KernelRecorder, half_integer_data
+from linear_probe import fit_recording_kernels, half_integer_data
 
 BATCH = 4
 POLICIES = ["mixed_float16", "mixed_bfloat16"]
@@ -75,17 +75,7 @@ def applied_rates(kernels, x, skipped=()):
 
 
 def fit(model, callback, x, y, epochs=1):
-    recorder = KernelRecorder()
-    model.fit(
-        x,
-        y,
-        batch_size=BATCH,
-        epochs=epochs,
-        shuffle=False,
-        callbacks=[callback, recorder],
-        verbose=0,
-    )
-    return recorder.kernels
+    return fit_recording_kernels(model, callback, x, y, BATCH, epochs)
 
 
 def lso_sgd(rate, **kwargs):
