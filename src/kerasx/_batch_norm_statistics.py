@@ -83,6 +83,12 @@ def update_batchnorm(
         The number of batches read (0, reading nothing, when the model has no
         trainable BatchNorm layer).
 
+    Raises:
+        ValueError: If `model` is not a `keras.Model`, or not built; if
+            `steps` or `batch_size` is not None or an integer >= 1; if `data`
+            yields no batch (the statistics are then left as they were).
+            Inputs that `predict` refuses raise as `predict` does.
+
     Example:
 
     ```python

@@ -170,6 +170,26 @@ def smooth(
 
     Returns:
         The smoothed losses (float64 array of the same length).
+
+    Raises:
+        ValueError: If `losses` is not a 1-D sequence of floats; if
+            `smoothing` or `beta` is not None or a float in [0, 1); if both
+            are given with different values.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from kerasx.lr_finder import smooth
+    >>> np.round(smooth([1.0, 2.0, 3.0], 0.5), 4).tolist()  # 0.5 / (1 - 0.5), ...
+    [1.0, 1.6667, 2.4286]
+    >>> smooth([1.0, 2.0, 3.0], 0.0).tolist()
+    [1.0, 2.0, 3.0]
+
+    ```
+
+    Reference:
+        - fastai `AvgSmoothLoss` (`fastai.learner`).
     """
     losses = _curve("losses", losses)
     smoothing = _smoothing_coefficient(smoothing, beta)
@@ -193,6 +213,26 @@ def valley(rates: Sequence[float], losses: Sequence[float]) -> float:
 
     Returns:
         The suggested rate.
+
+    Raises:
+        ValueError: If `rates` or `losses` is not a 1-D sequence of floats;
+            if they differ in length or hold fewer than 2 points; if a rate
+            is not finite and > 0; if a loss is not finite.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from kerasx.lr_finder import valley
+    >>> rates = 10.0 ** np.linspace(-5, 0, 51)  # 0.1 decade per step
+    >>> losses = 1.0 + (np.log10(rates) + 2.0) ** 2  # lowest at 1e-2
+    >>> round(valley(rates, losses), 6)  # index -1 + 10 + 5 = 14: 10 ** -3.6
+    0.000251
+
+    ```
+
+    Reference:
+        - fastai `valley` (`fastai.callback.schedule`, fastai 2.8).
     """
     rates, losses = _rule_curve(rates, losses)
     lengths = np.ones(len(losses), dtype=int)
@@ -218,6 +258,26 @@ def steep(rates: Sequence[float], losses: Sequence[float]) -> float:
 
     Returns:
         The suggested rate.
+
+    Raises:
+        ValueError: If `rates` or `losses` is not a 1-D sequence of floats;
+            if they differ in length or hold fewer than 2 points; if a rate
+            is not finite and > 0; if a loss is not finite.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from kerasx.lr_finder import steep
+    >>> rates = 10.0 ** np.linspace(-5, 0, 51)  # 0.1 decade per step
+    >>> losses = 1.0 + (np.log10(rates) + 2.0) ** 2  # lowest at 1e-2
+    >>> round(steep(rates, losses), 6)  # the parabola is steepest at its left end
+    1e-05
+
+    ```
+
+    Reference:
+        - fastai `steep` (`fastai.callback.schedule`, fastai 2.8).
     """
     rates, losses = _rule_curve(rates, losses)
     slopes = np.diff(losses) / np.diff(np.log(rates))
@@ -233,6 +293,26 @@ def minimum(rates: Sequence[float], losses: Sequence[float]) -> float:
 
     Returns:
         The suggested rate.
+
+    Raises:
+        ValueError: If `rates` or `losses` is not a 1-D sequence of floats;
+            if they differ in length or hold fewer than 2 points; if a rate
+            is not finite and > 0; if a loss is not finite.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from kerasx.lr_finder import minimum
+    >>> rates = 10.0 ** np.linspace(-5, 0, 51)  # 0.1 decade per step
+    >>> losses = 1.0 + (np.log10(rates) + 2.0) ** 2  # lowest at 1e-2
+    >>> round(minimum(rates, losses), 6)  # 1e-2 / 10
+    0.001
+
+    ```
+
+    Reference:
+        - fastai `minimum` (`fastai.callback.schedule`, fastai 2.8).
     """
     rates, losses = _rule_curve(rates, losses)
     return float(rates[int(np.argmin(losses))]) / 10
@@ -269,9 +349,18 @@ def slide(
     Returns:
         The suggested rate.
 
+    Raises:
+        ValueError: If `rates` or `losses` is not a 1-D sequence of floats;
+            if they differ in length or hold fewer than 2 points; if a rate
+            is not finite and > 0; if a loss is not finite; if `lr_diff` is
+            not an integer >= 1, `thresh` not a float >= 0 or `adjust_value`
+            not a float > 0.
+
     Example:
 
     ```python
+    >>> import numpy as np
+    >>> from kerasx.lr_finder import slide
     >>> rates = 10.0 ** np.linspace(-5, 0, 51)
     >>> losses = np.concatenate([np.full(20, 2.0), np.linspace(2.0, 0.5, 31)])
     >>> losses[-10:] += 0.3 * np.arange(10) ** 2  # a blow-up at the end
@@ -326,6 +415,27 @@ def suggestion_range(
 
     Returns:
         `(start, stop)` indices; `stop <= start` when no point is left.
+
+    Raises:
+        ValueError: If `smoothed_losses` is not a 1-D sequence of floats; if
+            `num_steps` or `skip_start` is not None or an integer >= 0; if
+            `skip_end` is not an integer >= 0.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from kerasx.lr_finder import suggestion_range
+    >>> losses = np.linspace(2.0, 1.0, 50)
+    >>> suggestion_range(losses)  # 50 // 10 skipped at the start, 5 at the end
+    (5, 45)
+    >>> losses[20] = np.nan  # the range stops before the first NaN
+    >>> suggestion_range(losses)
+    (5, 20)
+    >>> suggestion_range(losses, skip_start=0, skip_end=0)
+    (0, 20)
+
+    ```
     """
     smoothed_losses = _curve("smoothed_losses", smoothed_losses)
     num_steps = _checks.integer("num_steps", num_steps, minimum=0, allow_none=True)
@@ -395,9 +505,17 @@ def suggest(
     Returns:
         `{"valley": ..., "steep": ..., "minimum": ..., "slide": ...}`.
 
+    Raises:
+        ValueError: If `rates` or `smoothed_losses` is not a 1-D sequence of
+            floats, or they differ in length; if a rate is not finite and
+            > 0; if `num_steps` or `skip_start` is not None or an integer
+            >= 0; if `skip_end` is not an integer >= 0.
+
     Example:
 
     ```python
+    >>> import numpy as np
+    >>> from kerasx.lr_finder import suggest, suggestion_range
     >>> rates = 10.0 ** np.linspace(-5, 0, 51)  # 0.1 decade per step
     >>> losses = 1.0 + (np.log10(rates) + 2.0) ** 2  # lowest at 1e-2
     >>> suggestion_range(losses)  # 51 // 10 skipped at the start, 5 at the end
@@ -450,6 +568,30 @@ class LRFinderResult:
         skip_end: Points the suggestions skip at the end (fastai: 5).
         suggestion: The `"valley"` suggestion.
         suggestion_range: `(start, stop)`: the points the suggestions use.
+
+    Raises:
+        dataclasses.FrozenInstanceError: On assignment to an attribute (the
+            result is frozen).
+        ValueError: From `LRFinderResult.from_losses`, if its arguments are
+            refused (see there); the plain constructor checks nothing.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from kerasx.lr_finder import LRFinderResult
+    >>> rates = 10.0 ** np.linspace(-5, 0, 51)
+    >>> losses = 1.0 + (np.log10(rates) + 2.0) ** 2  # lowest at 1e-2
+    >>> result = LRFinderResult.from_losses(rates, losses, smoothing=0.0)
+    >>> result.stop_reason, result.suggestion_range
+    ('completed', (5, 46))
+    >>> round(result.suggestion, 6)  # the valley rule
+    0.000398
+    >>> rates, losses = result
+    >>> len(rates), len(losses), result.smoothed_losses.dtype.name
+    (51, 51, 'float64')
+
+    ```
     """
 
     rates: np.ndarray
@@ -513,6 +655,14 @@ class LRFinderResult:
 
         Returns:
             An `LRFinderResult`.
+
+        Raises:
+            ValueError: If `rates` or `losses` is not a 1-D sequence of
+                floats, or they differ in length; if `stop_reason` is not one
+                of the reasons listed under `stop_reason` above; if
+                `smoothing`, `beta`, `num_steps`, `skip_start` or `skip_end`
+                is refused (see `smooth` and `suggest`); if a rate is not
+                finite and > 0.
         """
         rates, losses = _curve("rates", rates), _curve("losses", losses)
         _check_same_length(rates, losses, "losses")
@@ -818,15 +968,51 @@ def find_learning_rate(
     Returns:
         An `LRFinderResult` (`rates, losses = result`).
 
+    Raises:
+        ValueError: If `model` is not a `keras.Model`, is not compiled or
+            not built, or its optimizer's learning rate is a schedule or a
+            callable; if `min_rate` is not a positive normal float32; if
+            `max_rate` is not a positive normal float32 > `min_rate`, is more
+            than `3.4e38` times `min_rate`, or is so close to it that the
+            per-step factor rounds to 1 in float32; if `smoothing` or `beta`
+            is not None or a float in [0, 1), or both are given with
+            different values; if `skip_start` is not None or an integer >= 0,
+            or `skip_end` not an integer >= 0; if `divergence_threshold` is
+            not a float > 1; if `epochs` or `batch_size` is not an integer
+            >= 1; if `num_steps` is not None or an integer >= 2; if `shuffle`
+            is not a bool; if `callbacks` is not a sequence of
+            `keras.callbacks.Callback` instances; if `x` is None. For array
+            inputs: if `y` or `sample_weight` is not arrays too, `y` is None
+            while the model has a loss, the arrays differ in their number of
+            samples, a float array holds a NaN or inf, or there is no sample.
+            For other inputs: if `num_steps` is None and `x` has no length,
+            or `x` has no batch. If the sweep would be shorter than 2 steps.
+            When the sweep's `fit` begins: if the model was compiled with
+            `steps_per_execution` other than 1.
+
     Example:
 
     ```python
+    >>> import keras, numpy as np
+    >>> from kerasx.lr_finder import find_learning_rate
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     >>> model.compile(keras.optimizers.SGD(0.01), "mse")
-    >>> x, y = np.random.rand(256, 4), np.random.rand(256, 1)
-    >>> result = find_learning_rate(model, x, y, batch_size=8, max_rate=1.0)
-    >>> len(result.rates) <= 32, round(float(model.optimizer.learning_rate), 6)
-    (True, 0.01)
+    >>> x = np.random.default_rng(0).random((64, 4))
+    >>> y = x @ np.array([[1.0], [2.0], [3.0], [4.0]])  # a noise-free linear target
+    >>> weights = model.get_weights()
+    >>> result = find_learning_rate(model, x, y, batch_size=4, min_rate=1e-4,
+    ...                             max_rate=0.1)  # 64 / 4 = 16 steps
+    >>> result.stop_reason, len(result.rates)
+    ('completed', 16)
+    >>> round(float(result.rates[0]), 6), round(float(result.rates[-1]), 6)
+    (0.0001, 0.1)
+    >>> sorted(result.suggestions)
+    ['minimum', 'slide', 'steep', 'valley']
+    >>> # Everything is put back: the weights, the rate, the step count.
+    >>> all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    True
+    >>> round(float(model.optimizer.learning_rate), 6), int(model.optimizer.iterations)
+    (0.01, 0)
 
     ```
 

@@ -103,9 +103,23 @@ def build_mlp(
     Returns:
         An uncompiled functional `keras.Model`.
 
+    Raises:
+        ValueError: If `input_shape` is not a non-empty tuple of positive
+            integers; if `num_classes` is not an integer >= 1; if
+            `hidden_units` is not a non-empty sequence of positive integers;
+            if `activation` (or `output_activation`, which may also be None)
+            is not a Keras activation name or a callable; if
+            `kernel_initializer` is not a Keras initializer; if `batch_norm`,
+            `dropout` or `dropout_position` is not one of the values above; if
+            `dropout_rate` is not a float in [0, 1); if `kernel_regularizer`
+            is not None or a Keras regularizer; if `preprocessing` is not None
+            or a `keras.layers.Layer`; if `name` is not None or a non-empty
+            string without `/`.
+
     Example:
 
     ```python
+    >>> from kerasx.models import build_mlp
     >>> model = build_mlp((28, 28), 10, hidden_units=(64, 32), batch_norm="before")
     >>> [layer.name for layer in model.layers[2:6]]
     ['block1_dense', 'block1_bn', 'block1_elu', 'block2_dense']
@@ -209,9 +223,17 @@ def build_selu_mlp(
     Returns:
         An uncompiled functional `keras.Model`.
 
+    Raises:
+        ValueError: If `mc` is not a bool; if `alpha_dropout_rate` is not a
+            float in [0, 1); if any other argument is refused by `build_mlp`
+            (`input_shape`, `num_classes`, `hidden_units`, `dropout_position`,
+            `kernel_regularizer`, `output_activation`, `preprocessing`,
+            `name`).
+
     Example:
 
     ```python
+    >>> from kerasx.models import build_selu_mlp
     >>> model = build_selu_mlp((8,), 3, hidden_units=(16, 16), alpha_dropout_rate=0.1)
     >>> [layer.name for layer in model.layers[1:]]
     ['block1_dense', 'block1_dropout', 'block2_dense', 'block2_dropout', 'output']
@@ -219,6 +241,8 @@ def build_selu_mlp(
     ...                        dropout_position="last")
     >>> [layer.name for layer in model.layers[1:]]
     ['block1_dense', 'block2_dense', 'block2_dropout', 'output']
+    >>> model.get_layer("block1_dense").activation.__name__
+    'selu'
 
     ```
 
@@ -353,14 +377,36 @@ def build_cnn(
     Returns:
         An uncompiled functional `keras.Model`.
 
+    Raises:
+        ValueError: If `head` is not `"gap"` or `"flatten"`; if `input_shape`
+            is not a tuple of 3 positive integers (height and width may be
+            None with `head="gap"`, the channels never); if `filters` has more
+            blocks than halvings of the spatial size allow (before or after
+            `preprocessing`); if `num_classes`, `convs_per_block` or
+            `kernel_size` is not an integer >= 1; if `filters` is not a
+            non-empty sequence of positive integers, or `dense_units` not a
+            sequence of positive integers; if `batch_norm` or `fused_bn` is
+            not a bool, or `fused_bn=True` with `batch_norm=False`; if
+            `activation` is not a Keras activation name or a callable; if
+            `downsample` is not `"maxpool"` or `"stride"`; if `dropout_rate`
+            is not a float in [0, 1); if `kernel_regularizer` is not None or a
+            Keras regularizer; if `kernel_initializer` is not a Keras
+            initializer; if `preprocessing` is not None or a
+            `keras.layers.Layer`, or its output is not `(height, width,
+            channels)` with known channels; if `name` is not None or a
+            non-empty string without `/`.
+
     Example:
 
     ```python
+    >>> from kerasx.models import build_cnn
     >>> model = build_cnn((32, 32, 3), 10, filters=(8, 16), convs_per_block=1)
     >>> [layer.name for layer in model.layers[1:5]]
     ['block1_conv1', 'block1_bn1', 'block1_relu1', 'block1_pool']
     >>> model.count_params()  # 27*8 + 4*8 + 72*16 + 4*16 + 16*10+10
     1634
+    >>> model.output_shape
+    (None, 10)
 
     ```
 

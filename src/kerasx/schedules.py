@@ -91,6 +91,11 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     The three rates `initial`, `max_learning_rate` and `minimum` must be
     positive normal float32 values (in `[1.1754944e-38, 3.4028235e+38]`), as
     the schedule is computed in float32; any other combination is refused.
+    Called with a step (a Python or NumPy integer, or a scalar integer
+    tensor), the schedule returns the rate as a float32 scalar tensor; pass it
+    as an optimizer's `learning_rate`, or to
+    `kerasx.callbacks.OneCycleScheduler.from_schedule` to drive it per step.
+    `momentum(step)` gives the matching momentum curve.
 
     Args:
         max_learning_rate: Peak learning rate, a float > 0.
@@ -104,16 +109,30 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         three_phase: Whether to use the three-phase variant (see above).
         name: Name of the schedule.
 
-    Returns:
-        Called with a step (scalar integer tensor), a float32 scalar tensor.
+    Raises:
+        ValueError: If `max_learning_rate` is not a positive normal float32;
+            if `total_steps` is not an integer >= 2; if `pct_start` is not a
+            float in (0, 1) (in (0, 0.5] when `three_phase=True`); if
+            `anneal_strategy` is not `"cos"` or `"linear"`; if `div_factor` or
+            `final_div_factor` is not a float > 0, or makes the initial or the
+            minimum rate leave the positive normal float32 range; if
+            `three_phase` is not a bool.
 
     Example:
 
     ```python
-    >>> schedule = OneCycle(0.1, total_steps=100)
-    >>> round(float(schedule(0)), 6), round(float(schedule(29)), 6)
-    (0.004, 0.1)
+    >>> import keras
+    >>> from kerasx.schedules import OneCycle
+    >>> schedule = OneCycle(0.1, total_steps=100)  # warm-up over steps 0..29
+    >>> [round(float(schedule(step)), 6) for step in (0, 29)]
+    [0.004, 0.1]
+    >>> round(float(schedule(99)), 9)  # minimum = 0.1 / 25 / 1e4
+    4e-07
+    >>> [round(float(schedule.momentum(step)), 4) for step in (0, 29, 99)]
+    [0.95, 0.85, 0.95]
     >>> optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9)
+    >>> OneCycle.from_config(schedule.get_config()).total_steps
+    100
 
     ```
 
@@ -236,6 +255,10 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
         Returns:
             A float32 scalar tensor.
+
+        Raises:
+            ValueError: If `base_momentum` is not a float in [0, 1), or
+                `max_momentum` not a float in [base_momentum, 1).
         """
         _check_momentum(base_momentum, max_momentum)
         phases = self._phases(

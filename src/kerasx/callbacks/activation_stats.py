@@ -131,6 +131,18 @@ class ActivationStats(keras.callbacks.Callback):
         steps: The epoch (or batch) index of each recorded step.
         layer_names: The watched layers, in model order.
 
+    Raises:
+        ValueError: If `data` is not a probe batch (arrays, or a tuple
+            `(x, y[, sample_weight])`, with the same number >= 1 of samples
+            everywhere); if `every` or `bins` is not an integer >= 1; if
+            `per` is not `"epoch"` or `"batch"`; if `layers` is not None or a
+            non-empty list of strings; if `training` is not a bool; if
+            `hist_range` is not a pair of finite floats with
+            `0 <= low < high`; if `near_zero` is not a float >= 0; if
+            `saturation` is not a float in (0, 1). When training begins: if
+            the model has no symbolic inputs (a subclassed model); if a name
+            in `layers` is not a watchable layer of the model.
+
     Example:
 
     ```python

@@ -80,16 +80,31 @@ class ExponentialLearningRate(keras.callbacks.Callback):
         losses: Loss of every applied update's batch (or the mean over its
             accumulated batches), as Python floats.
 
+    Raises:
+        ValueError: If `factor` is not a float > 0 that is a positive normal
+            float32. When training begins: if the optimizer's learning rate
+            is a schedule or a callable, or is not a positive normal float32;
+            if the model was compiled with `steps_per_execution` other than
+            1; if another kerasx callback that sets the rate of every step
+            (`OneCycleScheduler`, `SnapshotEnsemble(max_rate=...)`) is in the
+            same `fit`.
+
     Example:
 
     ```python
+    >>> import keras, numpy as np
+    >>> from kerasx.callbacks import ExponentialLearningRate
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     >>> model.compile(keras.optimizers.SGD(1e-4), "mse")
     >>> sweep = ExponentialLearningRate(factor=10.0)
     >>> x, y = np.ones((12, 4)), np.zeros((12, 1))
     >>> _ = model.fit(x, y, batch_size=4, callbacks=[sweep], verbose=0)
-    >>> [round(rate, 6) for rate in sweep.rates]
+    >>> [round(rate, 6) for rate in sweep.rates]  # one per batch
     [0.0001, 0.001, 0.01]
+    >>> len(sweep.losses)
+    3
+    >>> round(float(model.optimizer.learning_rate), 6)  # the last applied rate
+    0.01
 
     ```
 

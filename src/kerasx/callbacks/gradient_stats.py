@@ -112,6 +112,19 @@ class GradientStats(keras.callbacks.Callback):
         steps: The epoch (or batch) index of each recorded step.
         layer_names: The logged layers, in model order.
 
+    Raises:
+        ValueError: If `data` is not a tuple `(x, y)` or
+            `(x, y, sample_weight)` of arrays with the same number >= 1 of
+            samples; if `every` is not an integer >= 1; if `per` is not
+            `"epoch"` or `"batch"`; if `layers` is not None or a non-empty
+            list of strings; if `training` is not a bool; if `norms` is not
+            `"variable"`, `"layer"` or `"global"`; if `vanishing_ratio` is
+            not None or a float in (0, 1), or `exploding_ratio` not None or a
+            float > 1. When training begins: if the model was compiled
+            without a loss (and does not override `compute_loss`), has no
+            trainable weights, or has a layer named `"global"`; if a name in
+            `layers` is not a layer with trainable weights.
+
     Example:
 
     ```python

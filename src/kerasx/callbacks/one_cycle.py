@@ -128,12 +128,35 @@ class OneCycleScheduler(keras.callbacks.Callback):
             `iterations` only). To start a new cycle on an optimizer that has
             trained already, pass `start_step=int(model.optimizer.iterations)`.
         cycle_momentum: Whether to cycle the momentum as well.
-        base_momentum: Momentum at the peak rate.
-        max_momentum: Momentum at the start and the end of the cycle.
+        base_momentum: Momentum at the peak rate, a float in [0, 1).
+        max_momentum: Momentum at the start and the end of the cycle, a float
+            in [base_momentum, 1).
+
+    Raises:
+        ValueError: If `iterations` is not None or an integer >= 2; if
+            `max_rate` is missing or not a positive normal float32; if
+            `start_rate` or `last_rate` is not a float in (0, max_rate] that
+            is a positive normal float32 (or, left to its default, the
+            default is not one); if `last_iterations` is not None or an
+            integer in [1, iterations]; if `start_step` is not an integer
+            >= 0, or not 0 with `iterations=None`; if `cycle_momentum` is not
+            a bool; if `base_momentum` is not a float in [0, 1), or
+            `max_momentum` not a float in [base_momentum, 1). When training
+            begins: if the optimizer's learning rate is a schedule or a
+            callable (pass it to `from_schedule`); if `start_step` exceeds
+            the largest value of the optimizer's step counter; with
+            `iterations=None`, if the number of steps per epoch is unknown,
+            the `fit` applies fewer than 2 updates, or `last_iterations`
+            exceeds them; with `cycle_momentum=True`, if the optimizer has no
+            `beta_1` and is not SGD with `momentum > 0` and `nesterov=False`;
+            if another kerasx callback that sets the rate of every step is in
+            the same `fit`.
 
     Example:
 
     ```python
+    >>> import keras, numpy as np
+    >>> from kerasx.callbacks import OneCycleScheduler
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     >>> model.compile(keras.optimizers.SGD(0.01), "mse")
     >>> cycle = OneCycleScheduler(max_rate=0.05)  # the whole fit: 2 x 10 steps
@@ -254,6 +277,35 @@ class OneCycleScheduler(keras.callbacks.Callback):
 
         Returns:
             A `OneCycleScheduler` callback.
+
+        Raises:
+            ValueError: If `schedule` is not a
+                `keras.optimizers.schedules.LearningRateSchedule`; if
+                `start_step`, `cycle_momentum`, `base_momentum` or
+                `max_momentum` is refused as in the constructor; if
+                `cycle_momentum=True` and the schedule has no `momentum`
+                method.
+
+        Example:
+
+        ```python
+        >>> import keras, numpy as np
+        >>> from kerasx.callbacks import OneCycleScheduler
+        >>> from kerasx.schedules import OneCycle
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        >>> model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "mse")
+        >>> cycle = OneCycleScheduler.from_schedule(
+        ...     OneCycle(0.05, total_steps=10), cycle_momentum=True)
+        >>> cycle.iterations
+        10
+        >>> x, y = np.ones((40, 4)), np.zeros((40, 1))  # 10 steps of 4
+        >>> _ = model.fit(x, y, batch_size=4, callbacks=[cycle], verbose=0)
+        >>> round(float(model.optimizer.learning_rate), 9)  # 0.05 / 25 / 1e4
+        2e-07
+        >>> round(model.optimizer.momentum, 6)
+        0.95
+
+        ```
         """
         if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
             raise _checks.invalid(

@@ -84,6 +84,20 @@ class SnapshotEnsemble(keras.callbacks.Callback):
             `".hdf5"`, `".json"`, `".yaml"` or `".yml"` (formats that
             `kerasx.saving.load` reads without a model).
 
+    Attributes:
+        paths: The saved members, in order (over every `fit`).
+
+    Raises:
+        ValueError: If `directory` is not a non-empty str or os.PathLike; if
+            `cycle_length` is not None or an integer >= 1; if `max_rate` is
+            not None or a positive normal float32; if `min_rate` is not 0.0
+            when `max_rate` is None, or not a float in [0, max_rate); if
+            `format` is not one of the suffixes above. When training begins,
+            with `max_rate`: if the optimizer's learning rate is a schedule or
+            a callable; if the number of steps per epoch is unknown; if
+            another kerasx callback that sets the rate of every step is in
+            the same `fit`.
+
     Example:
 
     ```python

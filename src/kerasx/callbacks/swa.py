@@ -106,6 +106,21 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         update_bn_batch_size: `batch_size` for `update_batchnorm` (array
             inputs).
 
+    Attributes:
+        n_averaged: Number of epochs averaged in the last `fit`.
+        averaged_weights: The average, as NumPy arrays (in the order of
+            `[w for w in model.weights if w.trainable]`).
+
+    Raises:
+        ValueError: If `start_epoch` is not an integer >= 0; if `swa_lr` is
+            not None or a positive normal float32; if `anneal_epochs` is not
+            an integer >= 0; if `anneal_strategy` is not `"cos"` or
+            `"linear"`; if `swap` is not a bool; if `update_bn_steps` or
+            `update_bn_batch_size` is not None or an integer >= 1. When
+            training begins, with `swa_lr`: if the optimizer's learning rate
+            is a schedule or a callable; if another kerasx callback sets the
+            rate of every step in the same `fit`.
+
     Example:
 
     ```python
@@ -183,6 +198,12 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         Args:
             model: The model to assign to (one with the same weights as the
                 trained model, e.g. a clone); defaults to the trained model.
+
+        Raises:
+            ValueError: If no epoch has been averaged; if `model` is not a
+                `keras.Model`, or its weights differ in shape or order from
+                the average. As `kerasx.models.update_batchnorm` raises, with
+                `update_bn_data`.
         """
         if self.n_averaged == 0:
             raise _checks.invalid_described(

@@ -75,6 +75,23 @@ class FineTuneResult:
         base_lr: The head's peak rate of the frozen phase (the unfrozen phase
             peaks at half of it), given or found.
         lr_finder: The `LRFinderResult` when `base_lr` was found, else None.
+
+    Raises:
+        dataclasses.FrozenInstanceError: On assignment to an attribute (the
+            result is frozen).
+
+    Example:
+
+    ```python
+    >>> import keras
+    >>> from kerasx.transfer import FineTuneResult
+    >>> result = FineTuneResult(
+    ...     keras.callbacks.History(), keras.callbacks.History(), base_lr=0.01)
+    >>> frozen, unfrozen = result  # the two phases' `History`s
+    >>> type(frozen).__name__, result.base_lr, result.lr_finder
+    ('History', 0.01, None)
+
+    ```
     """
 
     frozen: keras.callbacks.History
@@ -176,23 +193,45 @@ def fine_tune(
         A `FineTuneResult`: `frozen, unfrozen = fine_tune(...)` gives the two
         `History`s; `.base_lr` and `.lr_finder` say which rate was used.
 
+    Raises:
+        ValueError: If `model` is not a compiled `keras.Model`; if its
+            optimizer (or the one inside its `LossScaleOptimizer`) is not one
+            `LayerRateOptimizer` accepts (Keras' SGD, Adam, AdamW, Nadam or
+            Adamax, without `global_clipnorm`, `use_ema` or
+            `loss_scale_factor`); if `base` is refused as `freeze` refuses
+            `up_to`, or selects every layer; if `epochs` or `freeze_epochs`
+            is not an integer >= 1; if `base_lr` is not None or a positive
+            normal float32; if `lr_mult` or `div` is not a float > 0; if
+            `pct_start` is not a float in (0, 1); if `fit_kwargs` holds
+            `initial_epoch`. With `base_lr=None`: as `find_learning_rate`
+            raises, and if the range test gives no suggestion (a flat or
+            diverging curve). When a phase's `fit` begins: if `x` has no
+            length and `fit_kwargs` no `steps_per_epoch` (the 1cycle spans
+            the whole `fit`).
+
     Example:
 
     ```python
+    >>> import keras, numpy as np
     >>> from kerasx.transfer import fine_tune
-    >>> keras.utils.set_random_seed(0)
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="body"),
     ...                           keras.layers.Dense(1, name="head")])
     >>> model.compile(keras.optimizers.Adam(), "mse")
-    >>> x, y = np.random.rand(64, 4), np.random.rand(64, 1)
-    >>> frozen, unfrozen = fine_tune(model, x, y, base="body", epochs=2, base_lr=1e-2,
-    ...                              batch_size=16, verbose=0)
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.random((16, 4)), rng.random((16, 1))
+    >>> result = fine_tune(model, x, y, base="body", epochs=2, base_lr=1e-2,
+    ...                    batch_size=8, verbose=0)
+    >>> frozen, unfrozen = result
     >>> len(frozen.history["loss"]), len(unfrozen.history["loss"])
     (1, 2)
+    >>> result.base_lr, result.lr_finder
+    (0.01, None)
     >>> [layer.trainable for layer in model.layers]
     [True, True]
     >>> type(model.optimizer).__name__
     'LayerRateOptimizer'
+    >>> round(float(model.optimizer.learning_rate), 10)  # last applied: 0.01 / 2 / 1e5
+    5e-08
 
     ```
 

@@ -107,9 +107,18 @@ def freeze(model: keras.Model, up_to: LayerSpec | None = None) -> list:
     Returns:
         The list of layers that were frozen (from `model.layers`).
 
+    Raises:
+        ValueError: If `model` is not a `keras.Model`; if `up_to` is an
+            integer outside `[-len(model.layers), len(model.layers)]`, a name
+            (or a list holding a name) of no layer of `model`, an empty list
+            or one with a non-string, or of any other type; if it selects no
+            layer (`up_to=0`, a predicate that is always False, or the default
+            on a model of one layer).
+
     Example:
 
     ```python
+    >>> import keras
     >>> from kerasx.transfer import freeze
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
     ...                           keras.layers.Dense(8), keras.layers.Dense(1)])
@@ -117,6 +126,8 @@ def freeze(model: keras.Model, up_to: LayerSpec | None = None) -> list:
     [False, False]
     >>> [layer.trainable for layer in model.layers]
     [False, False, True]
+    >>> len(model.trainable_weights)  # the last layer's kernel and bias
+    2
 
     ```
 
@@ -161,9 +172,18 @@ def unfreeze(
     Returns:
         The list of layers that were unfrozen (from `model.layers`).
 
+    Raises:
+        ValueError: If `model` is not a `keras.Model`; if `batchnorm` is not
+            a bool; if `from_` is an integer outside
+            `[-len(model.layers), len(model.layers)]`, a name (or a list
+            holding a name) of no layer of `model`, an empty list or one with
+            a non-string, or of any other type; if it selects no layer (e.g.
+            `from_=len(model.layers)`).
+
     Example:
 
     ```python
+    >>> import keras
     >>> from kerasx.transfer import freeze, unfreeze
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
     ...                           keras.layers.BatchNormalization(),

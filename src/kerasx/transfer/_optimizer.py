@@ -126,9 +126,20 @@ class LayerRateOptimizer(keras.optimizers.Optimizer):
         multipliers: One float > 0 per group.
         name: The optimizer's name.
 
+    Raises:
+        ValueError: If `optimizer` is a `LossScaleOptimizer`, is not an
+            instance of Keras' own SGD, Adam, AdamW, Nadam or Adamax (a
+            subclass is refused too), sets `global_clipnorm`, `use_ema` or
+            `loss_scale_factor`, or is already built; if `groups` is not a
+            list of lists of strings, or repeats a path; if `multipliers` is
+            not a list with one float > 0 per group. When the optimizer is
+            built (on the first step): if a path names several variables, or
+            a variable is named in several groups.
+
     Example:
 
     ```python
+    >>> import keras, numpy as np
     >>> from kerasx.transfer import LayerRateOptimizer
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     >>> kernel = model.layers[0].kernel
