@@ -71,16 +71,26 @@ def plot_learning_curves(
         The matplotlib `Axes` drawn on.
 
     Raises:
-        ValueError: if `metrics` is empty, a metric is missing from the
-            history, or the history has no epochs.
+        TypeError: If `history_or_dict` is neither a `History` nor a dict.
+        ValueError: If `metrics` is empty, a metric is missing from the
+            history (the message lists the history's keys), or the history
+            has no epochs.
 
     Example:
 
     ```python
-    >>> ax = plot_learning_curves(
-    ...     {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7]}, metrics=["loss"])
-    >>> [line.get_label() for line in ax.get_lines()]
-    ['loss', 'val_loss']
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")  # no window: draw into memory
+    >>> import matplotlib.pyplot as plt
+    >>> from kerasx.plotting import plot_learning_curves
+    >>> history = {"loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.8, 0.7],
+    ...            "accuracy": [0.5, 0.7, 0.8], "val_accuracy": [0.45, 0.6, 0.65]}
+    >>> ax = plot_learning_curves(history)  # or the History that `fit` returns
+    >>> [(line.get_label(), line.get_linestyle()) for line in ax.get_lines()]
+    [('loss', '-'), ('val_loss', '--'), ('accuracy', '-'), ('val_accuracy', '--')]
+    >>> ax.get_lines()[0].get_xdata().tolist()  # epochs counted from 1
+    [1, 2, 3]
+    >>> plt.close(ax.figure)
 
     ```
     """
@@ -138,6 +148,31 @@ def plot_lr_vs_loss(result: LRFinderResult, ax=None):
 
     Returns:
         The matplotlib Axes.
+
+    Raises:
+        ValueError: If `result` is not a `kerasx.lr_finder.LRFinderResult`.
+
+    Example:
+
+    ```python
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")  # no window: draw into memory
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> from kerasx.lr_finder import LRFinderResult
+    >>> from kerasx.plotting import plot_lr_vs_loss
+    >>> rates = np.geomspace(1e-4, 1.0, 50)
+    >>> losses = (np.log10(rates) + 2) ** 2 + 1  # lowest at a rate of 1e-2
+    >>> result = LRFinderResult.from_losses(rates, losses)
+    >>> ax = plot_lr_vs_loss(result)  # or the result of `find_learning_rate`
+    >>> ax.get_xscale()
+    'log'
+    >>> [text.get_text() for text in ax.get_legend().get_texts()]
+    ['loss', 'smoothed loss', 'skipped by the rules', 'valley: 3.56e-03',
+     'steep: 2.56e-04', 'minimum: 7.20e-03', 'slide: 2.56e-04']
+    >>> plt.close(ax.figure)
+
+    ```
     """
     # Imported here: `kerasx.lr_finder` imports this module.
     from kerasx.lr_finder import LRFinderResult
@@ -218,22 +253,32 @@ def reliability_diagram(
     Returns:
         The matplotlib Axes.
 
+    Raises:
+        ValueError: If `n_bins` is not an integer >= 1; if `y_true` is not
+            one integer label in `[0, n_classes)` (or one one-hot row) per row
+            of `probs`; if `probs` (or an entry of the dict) is not a
+            non-empty array of shape `(n,)` or `(n, n_classes)` of finite
+            probabilities whose rows sum to 1; if the dict is empty. Every
+            entry is checked before anything is drawn.
+
     Example:
 
     ```python
     >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> ax = reliability_diagram([0, 1, 1], [[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
-    >>> ax.get_xlabel()
-    'Confidence'
+    >>> matplotlib.use("Agg")  # no window: draw into memory
     >>> import matplotlib.pyplot as plt
-    >>> _, ax = plt.subplots()
+    >>> from kerasx.plotting import reliability_diagram
+    >>> labels = [0, 1, 1]
     >>> before = [[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]]
+    >>> ax = reliability_diagram(labels, before)
+    >>> [text.get_text() for text in ax.get_legend().get_texts()]
+    ['Perfect calibration', 'Accuracy (ECE = 0.3333)', 'Gap to confidence']
+    >>> plt.close(ax.figure)
     >>> after = [[0.7, 0.3], [0.4, 0.6], [0.55, 0.45]]
-    >>> ax = reliability_diagram(
-    ...     [0, 1, 1], {"before": before, "after": after}, n_bins=5, ax=ax)
+    >>> ax = reliability_diagram(labels, {"before": before, "after": after}, n_bins=5)
     >>> [text.get_text() for text in ax.get_legend().get_texts()][:2]
     ['before (ECE = 0.3333)', 'after (ECE = 0.1500)']
+    >>> plt.close(ax.figure)
 
     ```
 
@@ -368,16 +413,27 @@ def plot_gradient_norms(
     Returns:
         The matplotlib Axes.
 
+    Raises:
+        ValueError: If `history_or_callback` is not a `GradientStats`, a
+            `History` or a dict, or holds no `grad_norm/<layer>` key (nor
+            `grad_norm/global` to draw); if `layers` is not None or a list of
+            logged layer names; if `global_norm` is not a bool.
+
     Example:
 
     ```python
     >>> import matplotlib
-    >>> matplotlib.use("Agg")
+    >>> matplotlib.use("Agg")  # no window: draw into memory
+    >>> import matplotlib.pyplot as plt
+    >>> from kerasx.plotting import plot_gradient_norms
     >>> history = {"grad_norm/global": [1.0, 0.5], "grad_norm/dense": [0.1, 0.2],
-    ...            "grad_norm/out": [0.9, 0.4]}
+    ...            "grad_norm/out": [0.9, 0.4]}  # e.g. `fit(...).history`
     >>> ax = plot_gradient_norms(history)
     >>> [line.get_label() for line in ax.get_lines()]
     ['dense', 'out', 'global']
+    >>> ax.get_yscale(), ax.get_xlabel()
+    ('log', 'epoch')
+    >>> plt.close(ax.figure)
 
     ```
     """
@@ -484,13 +540,22 @@ def plot_activation_stats(
     Returns:
         The matplotlib Figure.
 
+    Raises:
+        ValueError: If `stats` is not an `ActivationStats`, or has recorded
+            no step; if `kind` is not `"hist"` or `"stats"`, `ncols` not an
+            integer >= 1, or `layers` not None or a non-empty list of watched
+            layer names.
+
     Example:
 
     ```python
     >>> import matplotlib
-    >>> matplotlib.use("Agg")
+    >>> matplotlib.use("Agg")  # no window: draw into memory
+    >>> import matplotlib.pyplot as plt
     >>> import keras
+    >>> import numpy as np
     >>> from kerasx.callbacks import ActivationStats
+    >>> from kerasx.plotting import plot_activation_stats
     >>> model = keras.Sequential([keras.Input((2,)),
     ...     keras.layers.Dense(3, activation="relu", name="hidden")])
     >>> model.compile("sgd", "mse")
@@ -498,8 +563,15 @@ def plot_activation_stats(
     >>> stats = ActivationStats(x, per="batch")
     >>> _ = model.fit(x, np.zeros((4, 3)), batch_size=2, callbacks=[stats], verbose=0)
     >>> figure = plot_activation_stats(stats)
+    >>> [ax.get_title() for ax in figure.axes]  # one image per layer
+    ['hidden']
     >>> figure.axes[0].get_images()[0].get_array().shape  # bins x steps
     (40, 2)
+    >>> plt.close(figure)
+    >>> figure = plot_activation_stats(stats, kind="stats")
+    >>> [ax.get_title() for ax in figure.axes]
+    ['mean', 'std', 'fraction near zero']
+    >>> plt.close(figure)
 
     ```
 

@@ -113,7 +113,39 @@ def _cache_dir(value: object) -> Path:
 
 
 def search_paths(name: str, cache_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Lists the directories `load_data(name)` searches, in order."""
+    """Lists the directories `load_data(name)` searches, in order.
+
+    The order is `cache_dir`, each entry of the `KERASX_DATA` environment
+    variable (separated by `os.pathsep`), the Keras cache directory
+    (`$KERAS_HOME/datasets`, default `~/.keras/datasets`) and, for
+    Fashion-MNIST, `/usr/share/datasets/fashion-mnist` (Debian package
+    `dataset-fashion-mnist`). The directories need not exist.
+
+    Args:
+        name: One of `"cifar10"`, `"fashion_mnist"`, `"mnist"`.
+        cache_dir: Optional directory searched first (a `str` or
+            `os.PathLike`; a path to a file is refused).
+
+    Returns:
+        A list of `pathlib.Path`s, first searched first.
+
+    Raises:
+        ValueError: If `name` is not one of the three datasets, or
+            `cache_dir` is not None or the path of a directory (an empty
+            string or an existing file is refused).
+
+    Example:
+
+    ```python
+    >>> from kerasx.datasets import search_paths
+    >>> paths = search_paths("fashion_mnist", cache_dir="my-datasets")
+    >>> paths[0].as_posix(), paths[-1].as_posix()
+    ('my-datasets', '/usr/share/datasets/fashion-mnist')
+    >>> search_paths("mnist")[-1].name  # the Keras cache, `~/.keras/datasets`
+    'datasets'
+
+    ```
+    """
     _checks.choice("name", name, sorted(_FINDERS))
     paths = []
     if cache_dir is not None:
@@ -157,15 +189,49 @@ def load_data(
         labels `(n, 1)` for CIFAR-10.
 
     Raises:
-        ValueError: unknown `name`, a `cache_dir` that is not a directory
-            path, or a corrupt or truncated file (also one whose images and
-            labels do not pair up, or whose labels are not classes 0..9).
-        RuntimeError: the data is not on disk and could not be downloaded.
+        ValueError: If `name` is not one of the three datasets, `cache_dir`
+            is not None or the path of a directory, or `download` is not a
+            bool; if a file found is corrupt or truncated (also one whose
+            images and labels do not pair up, or whose labels are not
+            classes 0..9).
+        RuntimeError: If the data is not on disk and could not be
+            downloaded (or `download=False`); the message lists the
+            directories searched and how to get the files offline.
 
     Example:
 
+    A directory holding the four gzip idx files of Fashion-MNIST (here a
+    tiny stand-in with 6 training and 2 test images, written with NumPy) is
+    read without network:
+
     ```python
+    >>> import gzip
+    >>> import os
+    >>> import tempfile
+    >>> import numpy as np
     >>> from kerasx.datasets import load_data
+    >>> def write_idx(path, array):  # header: 0, 0, type 8 (ubyte), rank, shape
+    ...     shape = np.array(array.shape, ">u4").tobytes()
+    ...     header = bytes([0, 0, 8, array.ndim]) + shape
+    ...     with gzip.open(path, "wb") as file:
+    ...         file.write(header + array.astype(np.uint8).tobytes())
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     for prefix, n in (("train", 6), ("t10k", 2)):
+    ...         images = os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz")
+    ...         labels = os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz")
+    ...         write_idx(images, np.zeros((n, 28, 28)))
+    ...         write_idx(labels, np.arange(n))
+    ...     (x_train, y_train), (x_test, y_test) = load_data(
+    ...         "fashion_mnist", cache_dir=directory, download=False)
+    >>> x_train.shape, x_train.dtype, y_train.tolist(), x_test.shape
+    ((6, 28, 28), dtype('uint8'), [0, 1, 2, 3, 4, 5], (2, 28, 28))
+
+    ```
+
+    The real dataset needs its files on disk (or a download), so these
+    lines are not run by the documentation tests:
+
+    ```python
     >>> (x_train, y_train), (x_test, y_test) = load_data("fashion_mnist")
     ... # doctest: +SKIP
     >>> x_train.shape, x_train.dtype  # doctest: +SKIP

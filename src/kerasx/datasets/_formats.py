@@ -83,18 +83,27 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         A `uint8` array with the shape stored in the header.
 
     Raises:
-        FileNotFoundError: if there is no such file.
-        ValueError: if `path` is not a path, or the file is truncated, not
-            gzip, or not an idx file.
+        FileNotFoundError: If there is no such file.
+        ValueError: If `path` is not a str or `os.PathLike`, or the file is
+            truncated, not gzip (for a `.gz` name), or not an idx file of
+            unsigned bytes.
 
     Example:
 
     ```python
+    >>> import os
+    >>> import tempfile
+    >>> import numpy as np
     >>> from kerasx.datasets import read_idx
-    >>> labels = read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
-    ... # doctest: +SKIP
-    >>> labels.shape  # doctest: +SKIP
-    (10000,)
+    >>> # Header: two zero bytes, type 8 (unsigned byte), rank 2, shape 2 x 3.
+    >>> header = bytes([0, 0, 8, 2]) + np.array([2, 3], ">u4").tobytes()
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     path = os.path.join(directory, "tiny-idx2-ubyte")  # or a .gz file
+    ...     with open(path, "wb") as file:
+    ...         _ = file.write(header + bytes(range(6)))
+    ...     array = read_idx(path)
+    >>> array.tolist(), array.dtype
+    ([[0, 1, 2], [3, 4, 5]], dtype('uint8'))
 
     ```
     """

@@ -194,8 +194,14 @@ class MCDropout(_AlwaysStochastic, keras.layers.Dropout):
 
     Each element is set to 0 with probability `rate` and the kept elements are
     scaled by `1 / (1 - rate)`, so that `E[y] = x`, whatever the value of
-    `training`. Averaging `T` stochastic forward passes approximates the
-    predictive distribution of a Bayesian network (Gal & Ghahramani, 2016).
+    `training`: the layer drops units in `fit`, `predict`, `evaluate` and a
+    plain call, inside `jit` / `tf.function` and after a save/load round trip.
+    Averaging `T` stochastic forward passes approximates the predictive
+    distribution of a Bayesian network (Gal & Ghahramani, 2016); use
+    `kerasx.uncertainty.mc_predict` for that average and its uncertainty
+    measures, or `kerasx.uncertainty.to_mc` to convert a trained model's
+    `keras.layers.Dropout` layers. Same arguments, state and config as
+    `keras.layers.Dropout`.
 
     Args:
         rate: Float in `[0, 1]`, fraction of the input units to drop.
@@ -208,15 +214,36 @@ class MCDropout(_AlwaysStochastic, keras.layers.Dropout):
 
     Call arguments:
         - `inputs`: Input tensor of any rank.
-        - `training`: Ignored; dropout is always applied.
+        - `training`: Accepted for compatibility and ignored: dropout is
+          always applied.
+
+    Input shape:
+        Arbitrary: a tensor of any rank, `(batch_size, ...)`.
+
+    Output shape:
+        Same as input.
+
+    Raises:
+        ValueError: If `rate` is not a float in [0, 1], or `noise_shape` is
+            not a sequence of positive integers and `None`s (the checks of
+            `keras.layers.Dropout`).
 
     Example:
 
     ```python
+    >>> import keras
     >>> import numpy as np
-    >>> layer = MCDropout(0.5, seed=1)
-    >>> y = keras.ops.convert_to_numpy(layer(np.ones((2, 8)), training=False))
-    >>> sorted(set(y.ravel().tolist())) in ([0.0, 2.0], [0.0], [2.0])
+    >>> from kerasx.layers import MCDropout
+    >>> layer = MCDropout(0.5, seed=0)
+    >>> y = keras.ops.convert_to_numpy(layer(np.ones((2, 1000)), training=False))
+    >>> np.unique(y).tolist()  # dropped (0) or scaled by 1 / (1 - 0.5)
+    [0.0, 2.0]
+    >>> round(float(y.mean()), 1)  # E[y] = x
+    1.0
+    >>> model = keras.Sequential([keras.Input((1000,)), layer])
+    >>> first = model.predict(np.ones((1, 1000)), verbose=0)
+    >>> second = model.predict(np.ones((1, 1000)), verbose=0)
+    >>> bool(np.any(first != second))  # a new mask at every prediction
     True
 
     ```
@@ -235,25 +262,47 @@ class MCAlphaDropout(_AlwaysStochastic, keras.layers.AlphaDropout):
     `alpha' = -scale * alpha` and the result is affinely rescaled with
     `a = ((1 - rate) * (1 + rate * alpha'^2)) ** -0.5`, `b = -a * alpha' * rate`
     so that zero-mean unit-variance inputs keep their mean and variance. Use it
-    with self-normalizing (SELU) networks.
+    with self-normalizing (SELU) networks. Same arguments, state and config
+    as `keras.layers.AlphaDropout`, but the noise is applied whatever the
+    value of `training`.
 
     Args:
         rate: Float in `[0, 1]`, fraction of the input units to drop.
         noise_shape: Shape of the binary mask (`None` entries take the input
             size).
         seed: Integer seed for reproducible masks.
-        **kwargs: Base layer keyword arguments.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
         - `inputs`: Input tensor of any rank.
-        - `training`: Ignored; alpha dropout is always applied.
+        - `training`: Accepted for compatibility and ignored: alpha dropout
+          is always applied.
+
+    Input shape:
+        Arbitrary: a tensor of any rank, `(batch_size, ...)`.
+
+    Output shape:
+        Same as input.
+
+    Raises:
+        ValueError: If `rate` is not a float in [0, 1], or `noise_shape` is
+            not a sequence of positive integers and `None`s (the checks of
+            `keras.layers.AlphaDropout`).
 
     Example:
 
     ```python
-    >>> layer = MCAlphaDropout(0.1, seed=1)
-    >>> tuple(layer(keras.ops.zeros((2, 4))).shape)
-    (2, 4)
+    >>> import keras
+    >>> import numpy as np
+    >>> from kerasx.layers import MCAlphaDropout
+    >>> layer = MCAlphaDropout(0.1, seed=0)
+    >>> y = keras.ops.convert_to_numpy(layer(np.zeros((100, 1000)), training=False))
+    >>> [round(float(v), 4) for v in np.unique(y)]  # dropped: a * alpha' + b; kept: b
+    [-1.4577, 0.162]
+    >>> x = np.random.default_rng(0).normal(size=(100, 1000))  # mean 0, std 1
+    >>> y = keras.ops.convert_to_numpy(layer(x, training=False))
+    >>> abs(float(y.mean())) < 0.01, round(float(y.std()), 2)
+    (True, 1.0)
 
     ```
 
@@ -280,23 +329,41 @@ class MCGaussianDropout(_AlwaysStochastic, keras.layers.GaussianDropout):
     """Multiplicative Gaussian noise that stays active at inference time.
 
     `y = x * eps` with `eps ~ N(1, rate / (1 - rate))`, the Gaussian
-    approximation of dropout with the same rate.
+    approximation of dropout with the same rate. Same arguments, state and
+    config as `keras.layers.GaussianDropout`, but the noise is applied
+    whatever the value of `training`.
 
     Args:
         rate: Float in `[0, 1)`, the equivalent dropout rate.
         seed: Integer seed for reproducible noise.
-        **kwargs: Base layer keyword arguments.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
         - `inputs`: Input tensor of any rank.
-        - `training`: Ignored; the noise is always applied.
+        - `training`: Accepted for compatibility and ignored: the noise is
+          always applied.
+
+    Input shape:
+        Arbitrary: a tensor of any rank, `(batch_size, ...)`.
+
+    Output shape:
+        Same as input.
+
+    Raises:
+        ValueError: If `rate` is not a float in [0, 1] (the check of
+            `keras.layers.GaussianDropout`; `rate=1` divides by zero when
+            called).
 
     Example:
 
     ```python
-    >>> layer = MCGaussianDropout(0.2, seed=1)
-    >>> tuple(layer(keras.ops.ones((2, 4))).shape)
-    (2, 4)
+    >>> import keras
+    >>> import numpy as np
+    >>> from kerasx.layers import MCGaussianDropout
+    >>> layer = MCGaussianDropout(0.2, seed=0)  # std sqrt(0.2 / 0.8) = 0.5
+    >>> y = keras.ops.convert_to_numpy(layer(np.ones((1, 10000)), training=False))
+    >>> round(float(y.mean()), 1), round(float(y.std()), 1)
+    (1.0, 0.5)
 
     ```
 
@@ -317,23 +384,40 @@ class MCGaussianDropout(_AlwaysStochastic, keras.layers.GaussianDropout):
 class MCGaussianNoise(_AlwaysStochastic, keras.layers.GaussianNoise):
     """Additive zero-centred Gaussian noise that stays active at inference time.
 
-    `y = x + eps` with `eps ~ N(0, stddev^2)`.
+    `y = x + eps` with `eps ~ N(0, stddev^2)`. Same arguments, state and
+    config as `keras.layers.GaussianNoise`, but the noise is applied whatever
+    the value of `training`.
 
     Args:
         stddev: Float in `[0, 1]`, standard deviation of the noise.
         seed: Integer seed for reproducible noise.
-        **kwargs: Base layer keyword arguments.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
         - `inputs`: Input tensor of any rank.
-        - `training`: Ignored; the noise is always applied.
+        - `training`: Accepted for compatibility and ignored: the noise is
+          always applied.
+
+    Input shape:
+        Arbitrary: a tensor of any rank, `(batch_size, ...)`.
+
+    Output shape:
+        Same as input.
+
+    Raises:
+        ValueError: If `stddev` is not a float in [0, 1] (the check of
+            `keras.layers.GaussianNoise`).
 
     Example:
 
     ```python
-    >>> layer = MCGaussianNoise(0.1, seed=1)
-    >>> tuple(layer(keras.ops.ones((2, 4))).shape)
-    (2, 4)
+    >>> import keras
+    >>> import numpy as np
+    >>> from kerasx.layers import MCGaussianNoise
+    >>> layer = MCGaussianNoise(0.1, seed=0)
+    >>> y = keras.ops.convert_to_numpy(layer(np.ones((1, 10000)), training=False))
+    >>> round(float(y.mean()), 1), round(float(y.std()), 2)
+    (1.0, 0.1)
 
     ```
 
@@ -354,7 +438,9 @@ class MCSpatialDropout1D(_AlwaysStochastic, keras.layers.SpatialDropout1D):
 
     For inputs `(batch, steps, channels)` one Bernoulli variable per
     `(sample, channel)` decides whether the whole feature map is zeroed;
-    kept maps are scaled by `1 / (1 - rate)`.
+    kept maps are scaled by `1 / (1 - rate)`. Same arguments, state and
+    config as `keras.layers.SpatialDropout1D`, but the masks are drawn
+    whatever the value of `training`.
 
     Args:
         rate: Float in `[0, 1]`, fraction of the channels to drop.
@@ -364,14 +450,32 @@ class MCSpatialDropout1D(_AlwaysStochastic, keras.layers.SpatialDropout1D):
 
     Call arguments:
         - `inputs`: A 3D tensor.
-        - `training`: Ignored; dropout is always applied.
+        - `training`: Accepted for compatibility and ignored: dropout is
+          always applied.
+
+    Input shape:
+        3D tensor with shape `(batch_size, timesteps, channels)`.
+
+    Output shape:
+        Same as input.
+
+    Raises:
+        ValueError: If `rate` is not a float in [0, 1] (the check of
+            `keras.layers.SpatialDropout1D`), or, when called, the input is
+            not 3D.
 
     Example:
 
     ```python
-    >>> layer = MCSpatialDropout1D(0.5, seed=1)
-    >>> tuple(layer(keras.ops.ones((2, 5, 3))).shape)
-    (2, 5, 3)
+    >>> import keras
+    >>> import numpy as np
+    >>> from kerasx.layers import MCSpatialDropout1D
+    >>> layer = MCSpatialDropout1D(0.5, seed=0)
+    >>> y = keras.ops.convert_to_numpy(layer(np.ones((2, 5, 8)), training=False))
+    >>> np.unique(y).tolist()  # dropped (0) or scaled by 1 / (1 - 0.5)
+    [0.0, 2.0]
+    >>> bool(np.all(y == y[:, :1, :]))  # one value per channel, over all steps
+    True
 
     ```
 
@@ -386,7 +490,9 @@ class MCSpatialDropout2D(_AlwaysStochastic, keras.layers.SpatialDropout2D):
     """Spatial 2D dropout (whole feature maps) that stays active at inference.
 
     One Bernoulli variable per `(sample, channel)` zeroes the whole 2D map;
-    kept maps are scaled by `1 / (1 - rate)`.
+    kept maps are scaled by `1 / (1 - rate)`. Same arguments, state and
+    config as `keras.layers.SpatialDropout2D`, but the masks are drawn
+    whatever the value of `training`.
 
     Args:
         rate: Float in `[0, 1]`, fraction of the channels to drop.
@@ -398,14 +504,36 @@ class MCSpatialDropout2D(_AlwaysStochastic, keras.layers.SpatialDropout2D):
 
     Call arguments:
         - `inputs`: A 4D tensor.
-        - `training`: Ignored; dropout is always applied.
+        - `training`: Accepted for compatibility and ignored: dropout is
+          always applied.
+
+    Input shape:
+        4D tensor with shape `(batch_size, rows, cols, channels)` if
+        `data_format="channels_last"`, or `(batch_size, channels, rows, cols)`
+        if `data_format="channels_first"`.
+
+    Output shape:
+        Same as input.
+
+    Raises:
+        ValueError: If `rate` is not a float in [0, 1], or `data_format` is
+            not `"channels_first"`, `"channels_last"` or `None` (the checks of
+            `keras.layers.SpatialDropout2D`), or, when called, the input is
+            not 4D.
 
     Example:
 
     ```python
-    >>> layer = MCSpatialDropout2D(0.5, seed=1)
-    >>> tuple(layer(keras.ops.ones((2, 4, 4, 3))).shape)
-    (2, 4, 4, 3)
+    >>> import keras
+    >>> import numpy as np
+    >>> from kerasx.layers import MCSpatialDropout2D
+    >>> layer = MCSpatialDropout2D(0.5, seed=0)
+    >>> x = np.ones((2, 4, 4, 8))  # channels last
+    >>> y = keras.ops.convert_to_numpy(layer(x, training=False))
+    >>> np.unique(y).tolist()  # dropped (0) or scaled by 1 / (1 - 0.5)
+    [0.0, 2.0]
+    >>> bool(np.all(y == y[:, :1, :1, :]))  # one value per channel, whole map
+    True
 
     ```
 
@@ -420,7 +548,9 @@ class MCSpatialDropout3D(_AlwaysStochastic, keras.layers.SpatialDropout3D):
     """Spatial 3D dropout (whole feature volumes) that stays active at inference.
 
     One Bernoulli variable per `(sample, channel)` zeroes the whole 3D volume;
-    kept volumes are scaled by `1 / (1 - rate)`.
+    kept volumes are scaled by `1 / (1 - rate)`. Same arguments, state and
+    config as `keras.layers.SpatialDropout3D`, but the masks are drawn
+    whatever the value of `training`.
 
     Args:
         rate: Float in `[0, 1]`, fraction of the channels to drop.
@@ -432,14 +562,37 @@ class MCSpatialDropout3D(_AlwaysStochastic, keras.layers.SpatialDropout3D):
 
     Call arguments:
         - `inputs`: A 5D tensor.
-        - `training`: Ignored; dropout is always applied.
+        - `training`: Accepted for compatibility and ignored: dropout is
+          always applied.
+
+    Input shape:
+        5D tensor with shape `(batch_size, dim1, dim2, dim3, channels)` if
+        `data_format="channels_last"`, or
+        `(batch_size, channels, dim1, dim2, dim3)` if
+        `data_format="channels_first"`.
+
+    Output shape:
+        Same as input.
+
+    Raises:
+        ValueError: If `rate` is not a float in [0, 1], or `data_format` is
+            not `"channels_first"`, `"channels_last"` or `None` (the checks of
+            `keras.layers.SpatialDropout3D`), or, when called, the input is
+            not 5D.
 
     Example:
 
     ```python
-    >>> layer = MCSpatialDropout3D(0.5, seed=1)
-    >>> tuple(layer(keras.ops.ones((1, 2, 2, 2, 3))).shape)
-    (1, 2, 2, 2, 3)
+    >>> import keras
+    >>> import numpy as np
+    >>> from kerasx.layers import MCSpatialDropout3D
+    >>> layer = MCSpatialDropout3D(0.5, seed=0)
+    >>> x = np.ones((2, 2, 2, 2, 8))  # channels last
+    >>> y = keras.ops.convert_to_numpy(layer(x, training=False))
+    >>> np.unique(y).tolist()  # dropped (0) or scaled by 1 / (1 - 0.5)
+    [0.0, 2.0]
+    >>> bool(np.all(y == y[:, :1, :1, :1, :]))  # one value per channel, whole volume
+    True
 
     ```
 

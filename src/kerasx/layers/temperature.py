@@ -29,22 +29,42 @@ class Temperature(keras.layers.Layer):
     shape. The temperature is a config float, not a weight: it is set once by
     `kerasx.uncertainty.calibrate` (or `fit_temperature`) and round-trips with
     the config through `.keras`, `.h5` and JSON. The layer has no weights and
-    behaves the same in training and inference.
+    behaves the same in training and inference; `T > 1` softens the
+    probabilities, `T < 1` sharpens them, and the argmax never changes.
 
     Args:
         temperature: The temperature `T > 0` (1 leaves the input unchanged).
         from_logits: Whether the inputs are logits (else probabilities).
         **kwargs: Base layer arguments (`name`, `dtype`, ...).
 
-    Call arguments:
-        inputs: Probabilities (or logits), classes on the last axis.
+    Input shape:
+        `(batch_size, ..., n_classes)`: probabilities (or, with
+        `from_logits=True`, logits) with the classes on the last axis, or
+        `(batch_size, ..., 1)` for the positive class of a binary problem.
+
+    Output shape:
+        Same as input: probabilities along the last axis.
+
+    Raises:
+        ValueError: If `temperature` is not a finite float > 0, or
+            `from_logits` is not a bool.
 
     Example:
 
     ```python
-    >>> layer = Temperature(2.0)
-    >>> np.round(ops.convert_to_numpy(layer(np.array([[0.8, 0.2]]))), 4)
+    >>> import keras
+    >>> import numpy as np
+    >>> from kerasx.layers import Temperature
+    >>> layer = Temperature(2.0)  # sqrt(0.8) : sqrt(0.2) = 2 : 1
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([[0.8, 0.2]]))), 4)
     array([[0.6667, 0.3333]], dtype=float32)
+    >>> binary = Temperature(2.0, from_logits=True)  # sigmoid(z / 2)
+    >>> np.round(keras.ops.convert_to_numpy(binary(np.array([[2.0], [0.0]]))), 4)
+    array([[0.7311],
+           [0.5   ]], dtype=float32)
+    >>> model = keras.Sequential([keras.Input((3,)), Temperature(1.5)])
+    >>> model.output_shape
+    (None, 3)
 
     ```
 

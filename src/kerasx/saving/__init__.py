@@ -106,16 +106,36 @@ def save(
         overwrite: If `False`, raise `FileExistsError` instead of replacing
             an existing file (Keras would prompt interactively).
 
+    Raises:
+        ValueError: If `model` is not a `keras.Model`, `path` is not a str or
+            `os.PathLike` ending in a supported suffix, or `overwrite` is not
+            a bool.
+        FileNotFoundError: If the directory of `path` does not exist.
+        IsADirectoryError: If `path` (or its `<stem>.weights.h5`) is a
+            directory.
+        FileExistsError: If `overwrite=False` and a target file exists.
+        ImportError: For `.yaml` / `.yml` without PyYAML installed.
+
     Example:
 
     ```python
-    >>> import os, tempfile
-    >>> import kerasx
-    >>> model = kerasx.models.build_mlp((4,), 3, hidden_units=(8,))
-    >>> directory = tempfile.mkdtemp()
-    >>> save(model, os.path.join(directory, "model.json"))
-    >>> sorted(os.listdir(directory))
-    ['model.json', 'model.weights.h5']
+    >>> import os
+    >>> import tempfile
+    >>> import keras
+    >>> from kerasx.layers import MCDropout
+    >>> from kerasx.saving import save
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+    ...     MCDropout(0.5), keras.layers.Dense(3)])
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     save(model, os.path.join(directory, "model.keras"))  # the whole model
+    ...     save(model, os.path.join(directory, "model.json"))  # and its weights
+    ...     print(sorted(os.listdir(directory)))
+    ...     try:
+    ...         save(model, os.path.join(directory, "model.keras"), overwrite=False)
+    ...     except FileExistsError:
+    ...         print("kept the existing file")
+    ['model.json', 'model.keras', 'model.weights.h5']
+    kept the existing file
 
     ```
 
@@ -191,17 +211,49 @@ def load(
             configuration.
 
     Returns:
-        The loaded `keras.Model`.
+        The loaded `keras.Model` (for `.weights.h5`, `model` itself).
+
+    Raises:
+        ValueError: If `path` is not a str or `os.PathLike` ending in a
+            supported suffix; if `model` is missing (or not a `keras.Model`)
+            for `.weights.h5`, or given for another format; if
+            `custom_objects` is not None or a dict, or `safe_mode` or
+            `compile` not a bool; if the file is truncated or corrupt, holds
+            no Keras model, or holds weights that do not match the model (the
+            message names the file and the first mismatching layer); if
+            `safe_mode=True` refuses a `lambda`.
+        TypeError: If Keras cannot locate or rebuild a class of the file
+            (e.g. a custom layer neither registered nor in
+            `custom_objects`); the message names the file.
+        FileNotFoundError: If `path`, or the `<stem>.weights.h5` of a `.json`
+            / `.yaml` file, does not exist.
+        IsADirectoryError: If one of these files is a directory.
+        ImportError: For `.yaml` / `.yml` without PyYAML installed.
 
     Example:
 
     ```python
-    >>> import os, tempfile
-    >>> import kerasx
-    >>> model = kerasx.models.build_mlp((4,), 3, hidden_units=(8,))
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
-    >>> save(model, path)
-    >>> load(path).count_params() == model.count_params()
+    >>> import os
+    >>> import tempfile
+    >>> import keras
+    >>> import numpy as np
+    >>> from kerasx.layers import MCDropout
+    >>> from kerasx.saving import load, save
+    >>> def build():
+    ...     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+    ...         MCDropout(0.5), keras.layers.Dense(3)])
+    >>> model = build()
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     save(model, os.path.join(directory, "model.keras"))
+    ...     restored = load(os.path.join(directory, "model.keras"))
+    ...     save(model, os.path.join(directory, "model.weights.h5"))
+    ...     fresh = load(os.path.join(directory, "model.weights.h5"), model=build())
+    >>> [type(layer).__name__ for layer in restored.layers]  # no custom_objects
+    ['Dense', 'MCDropout', 'Dense']
+    >>> weights = [model.get_weights(), restored.get_weights(), fresh.get_weights()]
+    >>> all(np.array_equal(a, b) for a, b, _ in zip(*weights))
+    True
+    >>> all(np.array_equal(a, c) for a, _, c in zip(*weights))
     True
 
     ```
@@ -248,13 +300,24 @@ def to_json(model: keras.Model, **kwargs: Any) -> str:
     Returns:
         The JSON text `from_json` reads back (no weights, no optimizer).
 
+    Raises:
+        ValueError: If `model` is not a `keras.Model`.
+        TypeError: If `kwargs` holds an argument `json.dumps` does not take.
+
     Example:
 
     ```python
-    >>> import kerasx
-    >>> text = to_json(kerasx.models.build_mlp((4,), 3, hidden_units=(8,)))
-    >>> from_json(text).count_params()
-    67
+    >>> import json
+    >>> import keras
+    >>> from kerasx.layers import MCDropout
+    >>> from kerasx.saving import from_json, to_json
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+    ...     MCDropout(0.5), keras.layers.Dense(3)])
+    >>> text = to_json(model, indent=2)
+    >>> json.loads(text)["class_name"]
+    'Sequential'
+    >>> [type(layer).__name__ for layer in from_json(text).layers]
+    ['Dense', 'MCDropout', 'Dense']
 
     ```
 
@@ -274,6 +337,9 @@ def from_json(
     not the optimizer, and `keras.models.model_from_json` would silently
     compile with a default `RMSprop`. Compile it yourself.
 
+    Keras' built-in classes are found also when the JSON omits their
+    `module` (JSON written by hand or by Keras 2's `to_json`).
+
     Args:
         text: JSON produced by `to_json` or `keras.Model.to_json`.
         custom_objects: Extra classes/functions by name; kerasx objects are
@@ -283,20 +349,29 @@ def from_json(
     Returns:
         The new `keras.Model`.
 
-    Keras' built-in classes are found also when the JSON omits their
-    `module` (JSON written by hand or by Keras 2's `to_json`).
+    Raises:
+        ValueError: If `text` is not a str or not valid JSON, or describes no
+            Keras object or an object that is not a `keras.Model`; if
+            `custom_objects` is not None or a dict, or `safe_mode` not a bool;
+            if `safe_mode=True` refuses a `lambda`.
+        TypeError: If Keras cannot locate or rebuild a class of the JSON
+            (e.g. a custom layer neither registered nor in `custom_objects`).
 
     Example:
 
     ```python
-    >>> import kerasx
-    >>> model = kerasx.models.build_mlp((4,), 3, hidden_units=(8,))
-    >>> [layer.name for layer in from_json(to_json(model)).layers]
-    ['input', 'block1_dense', 'output']
+    >>> import keras
+    >>> from kerasx.layers import MCDropout
+    >>> from kerasx.saving import from_json, to_json
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+    ...     MCDropout(0.5), keras.layers.Dense(3)])
+    >>> rebuilt = from_json(to_json(model))  # new weights, not compiled
+    >>> [type(layer).__name__ for layer in rebuilt.layers], rebuilt.compiled
+    (['Dense', 'MCDropout', 'Dense'], False)
     >>> text = '''{"class_name": "Sequential", "config": {"name": "s", "layers": [
     ...     {"class_name": "InputLayer", "config": {"batch_shape": [null, 4]}},
     ...     {"class_name": "Dense", "config": {"units": 3}}]}}'''
-    >>> from_json(text).count_params()
+    >>> from_json(text).count_params()  # 4 * 3 weights + 3 biases
     15
 
     ```

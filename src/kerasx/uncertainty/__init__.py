@@ -102,17 +102,25 @@ def to_mc(model: keras.Model) -> keras.Model:
         A new model of the same kind whose dropout layers are always active.
 
     Raises:
-        ValueError: If `model` (or a nested model) is a subclassed Model, or a
-            custom layer hides dropout layers that cannot be replaced.
+        ValueError: If `model` is not a `keras.Model`; if it (or a model
+            nested in it) is a subclassed Model without a functional graph; if
+            a custom layer holds dropout layers that cannot be replaced (the
+            message names them).
 
     Example:
 
     ```python
+    >>> import keras
+    >>> from kerasx.uncertainty import to_mc
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
     ...     keras.layers.Dropout(0.5), keras.layers.Dense(2)])
     >>> mc_model = to_mc(model)
-    >>> type(mc_model.layers[1]).__name__, mc_model.layers[0] is model.layers[0]
-    ('MCDropout', True)
+    >>> [type(layer).__name__ for layer in mc_model.layers]
+    ['Dense', 'MCDropout', 'Dense']
+    >>> mc_model.layers[0] is model.layers[0]  # the same layer: weights shared
+    True
+    >>> [type(layer).__name__ for layer in model.layers]  # the original is kept
+    ['Dense', 'Dropout', 'Dense']
 
     ```
 
@@ -136,15 +144,24 @@ def from_mc(model: keras.Model) -> keras.Model:
         A new model whose dropout layers are active only in training.
 
     Raises:
-        ValueError: As `to_mc`.
+        ValueError: If `model` is not a `keras.Model`; if it (or a model
+            nested in it) is a subclassed Model without a functional graph; if
+            a custom layer holds MC layers that cannot be replaced (the
+            message names them).
 
     Example:
 
     ```python
+    >>> import keras
     >>> from kerasx.layers import MCDropout
-    >>> model = keras.Sequential([keras.Input((4,)), MCDropout(0.5)])
-    >>> type(from_mc(model).layers[0]).__name__
-    'Dropout'
+    >>> from kerasx.uncertainty import from_mc
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+    ...     MCDropout(0.5), keras.layers.Dense(2)])
+    >>> keras_model = from_mc(model)
+    >>> [type(layer).__name__ for layer in keras_model.layers]
+    ['Dense', 'Dropout', 'Dense']
+    >>> keras_model.layers[1].rate, keras_model.layers[0] is model.layers[0]
+    (0.5, True)
 
     ```
 

@@ -49,14 +49,25 @@ def summarize(samples: Any, task: str = "classification") -> MCResult:
         An `MCResult` with `n_samples = T` and `samples` set; `mean` and
         `std` have the shape of one sample.
 
+    Raises:
+        ValueError: If `task` is not `"classification"` or `"regression"`;
+            if `samples` is not a non-empty numeric array of shape `(T, N)`
+            or `(T, N, C)`; if it holds NaN or inf, or, for classification,
+            rows that are not probabilities in [0, 1] summing to 1 (the
+            message names the first such row).
+
     Example:
 
     ```python
     >>> import numpy as np
+    >>> from kerasx.uncertainty import summarize
     >>> members = np.array([[[0.9, 0.1]], [[0.1, 0.9]]])  # 2 models, 1 row
     >>> result = summarize(members)
     >>> result.mean.tolist(), round(float(result.mutual_information[0]), 4)
     ([[0.5, 0.5]], 0.3681)
+    >>> agree = summarize(np.array([[[0.5, 0.5]], [[0.5, 0.5]]]))  # same answer
+    >>> round(float(agree.predictive_entropy[0]), 4), float(agree.mutual_information[0])
+    (0.6931, 0.0)
 
     ```
 
@@ -119,15 +130,36 @@ def ensemble_predict(
         models with several outputs, the output structure with one `MCResult`
         per output.
 
+    Raises:
+        ValueError: If `models` is not a sequence of at least two
+            `keras.Model`s or paths; if `batch_size` is not None or an
+            integer >= 1, or `task` not `"classification"` or `"regression"`;
+            if `x` is an iterator that can be read only once; if the members'
+            outputs differ in shape; if a member's outputs are not finite
+            (or, for classification, not probabilities); or if a path holds a
+            corrupt file (see `kerasx.saving.load`).
+        FileNotFoundError: If a path names no file.
+
     Example:
 
     ```python
+    >>> import keras
     >>> import numpy as np
-    >>> members = [keras.Sequential([keras.Input((3,)),
-    ...     keras.layers.Dense(2, activation="softmax")]) for _ in range(3)]
-    >>> result = ensemble_predict(members, np.ones((4, 3)))
-    >>> result.n_samples, result.mean.shape
-    (3, (4, 2))
+    >>> from kerasx.uncertainty import ensemble_predict
+    >>> def member(weight):  # softmax([w x, -w x]): the members disagree
+    ...     model = keras.Sequential([keras.Input((1,)),
+    ...         keras.layers.Dense(2, activation="softmax")])
+    ...     model.set_weights([np.array([[weight, -weight]]), np.zeros(2)])
+    ...     return model
+    >>> members = [member(w) for w in (1.0, 2.0, -1.0)]
+    >>> result = ensemble_predict(members, np.array([[0.0], [1.0]]))
+    >>> result.n_samples, result.samples.shape  # (members, rows, classes)
+    (3, (3, 2, 2))
+    >>> np.round(result.mean, 4)  # the ensemble prediction
+    array([[0.5   , 0.5   ],
+           [0.6607, 0.3393]], dtype=float32)
+    >>> np.round(result.mutual_information, 4)  # first row: the members agree
+    array([0.   , 0.367], dtype=float32)
 
     ```
 

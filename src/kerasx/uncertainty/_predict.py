@@ -39,6 +39,31 @@ class MCResult:
         mutual_information: `H[mean] - mean_t H[p_t] >= 0` (nats), epistemic
             part (the BALD score).
         variation_ratio: `1 - (votes for the modal class) / n_samples`.
+
+    Raises:
+        dataclasses.FrozenInstanceError: If a field is assigned: a result is
+            immutable (use `dataclasses.replace` for a modified copy).
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from kerasx.uncertainty import summarize
+    >>> result = summarize(np.array([[[0.9, 0.1]], [[0.1, 0.9]]]))  # 2 samples, 1 row
+    >>> result.n_samples, result.task, result.mean.shape, result.samples.shape
+    (2, 'classification', (1, 2), (2, 1, 2))
+    >>> np.round(result.std, 4)
+    array([[0.4, 0.4]], dtype=float32)
+    >>> fields = ("predictive_entropy", "expected_entropy", "mutual_information")
+    >>> [round(float(getattr(result, name)[0]), 4) for name in fields]
+    [0.6931, 0.3251, 0.3681]
+    >>> regression = summarize(np.array([[1.0, 2.0], [3.0, 2.0]]), task="regression")
+    >>> regression.mean.tolist(), regression.std.tolist()
+    ([2.0, 2.0], [1.0, 0.0])
+    >>> regression.mutual_information is None  # classification fields only
+    True
+
+    ```
     """
 
     mean: np.ndarray
@@ -217,22 +242,41 @@ def mc_predict(
         structure (list or dict) with one `MCResult` per output.
 
     Raises:
-        ValueError: For invalid arguments, and when an output is not finite
-            (or, for classification, not a probability vector); the message
-            names the first such row of `x`.
+        ValueError: If `model` is not a `keras.Model`; if `n_samples` is not
+            an integer in `[1, 2**31]`, `batch_size` or `steps` not None or an
+            integer >= 1, `seed` not None or an integer in `[0, 2**32 - 1]`,
+            `task` not `"classification"` or `"regression"`, or
+            `allow_deterministic` or `return_samples` not a bool; if the model
+            has no stochastic layer and `allow_deterministic=False`; if `steps`
+            is given with array inputs; if the arrays of `x` (or of a batch)
+            do not share one number (>= 1) of rows, hold NaN or inf, or `x`
+            yields no batch; if an MC layer receives inputs whose non-batch
+            axes are not all known; if an output is not finite (or, for
+            classification, not a probability vector: the message names the
+            first such row of `x`).
 
     Example:
 
     ```python
+    >>> import keras
     >>> import numpy as np
     >>> from kerasx.layers import MCDropout
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
-    ...     MCDropout(0.5), keras.layers.Dense(3, activation="softmax")])
-    >>> result = mc_predict(model, np.ones((2, 4)), n_samples=20, seed=0)
-    >>> result.mean.shape, result.mutual_information.shape
-    ((2, 3), (2,))
-    >>> same = mc_predict(model, np.ones((2, 4)), n_samples=20, seed=0, batch_size=1)
-    >>> bool(np.allclose(same.mean, result.mean, atol=1e-6))
+    >>> from kerasx.uncertainty import mc_predict
+    >>> model = keras.Sequential([keras.Input((3,)), MCDropout(0.5),
+    ...     keras.layers.Dense(2, activation="softmax")])
+    >>> model.set_weights([np.array([[2.0, -2.0], [1.0, 0.0], [0.0, 1.0]]),
+    ...     np.zeros(2)])
+    >>> x = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    >>> result = mc_predict(model, x, n_samples=50, seed=0)
+    >>> np.round(result.mean, 3)  # class probabilities averaged over 50 passes
+    array([[0.737, 0.263],
+           [0.5  , 0.5  ]], dtype=float32)
+    >>> np.round(result.predictive_entropy, 4)  # total uncertainty (nats)
+    array([0.5759, 0.6931], dtype=float32)
+    >>> np.round(result.mutual_information, 4)  # second row: all passes agree
+    array([0.2577, 0.    ], dtype=float32)
+    >>> same = mc_predict(model, x, n_samples=50, seed=0, batch_size=1)
+    >>> bool(np.allclose(same.mean, result.mean, atol=1e-6))  # any batch size
     True
 
     ```

@@ -148,13 +148,29 @@ def conformal_sets(
         A boolean `(n_test, n_classes)` array: `sets[i, c]` is whether class
         `c` is in the set of test row `i`. Sets may be empty.
 
+    Raises:
+        ValueError: If `cal_probs` or `test_probs` is not a non-empty array
+            of shape `(n,)` or `(n, n_classes)` of finite probabilities whose
+            rows sum to 1, or they differ in their number of classes; if
+            `cal_labels` is not one integer label in `[0, n_classes)` (or one
+            one-hot row) per calibration row; if `alpha` is not a float in
+            (0, 1), or is below `1 / (n + 1)` for `n` calibration rows; if
+            `method` is not `"lac"` or `"aps"`, `randomized` not a bool, or
+            `seed` not None or an integer in `[0, 2**32 - 1]`.
+
     Example:
 
     ```python
+    >>> import numpy as np
+    >>> from kerasx.uncertainty import conformal_sets
     >>> cal = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
-    >>> sets = conformal_sets(cal, [0, 1, 1, 1], [[0.55, 0.45]], alpha=0.2)
-    >>> sets  # threshold: the 4th smallest of 1 - p_y, 0.6 >= 0.45, 0.55
-    array([[ True,  True]])
+    >>> test = np.array([[0.55, 0.45], [0.95, 0.05]])
+    >>> sets = conformal_sets(cal, [0, 1, 1, 1], test, alpha=0.2)
+    >>> sets  # threshold: the 4th smallest of 1 - p_y, 0.6; keep 1 - p <= 0.6
+    array([[ True,  True],
+           [ True, False]])
+    >>> sets.sum(axis=1).tolist()  # set sizes: the confident row gets one class
+    [2, 1]
 
     ```
 
@@ -211,11 +227,19 @@ def set_coverage(sets: ArrayLike, labels: ArrayLike) -> float:
     Returns:
         The coverage, a float in `[0, 1]`.
 
+    Raises:
+        ValueError: If `sets` is not a non-empty boolean array of shape
+            `(n, n_classes)`, or `labels` not one integer label in
+            `[0, n_classes)` (or one one-hot row) per row of `sets`.
+
     Example:
 
     ```python
-    >>> set_coverage(np.array([[True, False], [True, True], [False, True]]), [1, 0, 1])
-    0.6666666666666666
+    >>> import numpy as np
+    >>> from kerasx.uncertainty import set_coverage
+    >>> sets = np.array([[True, False], [True, True], [False, True]])
+    >>> round(set_coverage(sets, [1, 0, 1]), 4)  # the last two sets hold the label
+    0.6667
 
     ```
 
@@ -238,10 +262,16 @@ def set_size(sets: ArrayLike) -> float:
     Returns:
         The mean set size, a float in `[0, n_classes]`.
 
+    Raises:
+        ValueError: If `sets` is not a non-empty boolean array of shape
+            `(n, n_classes)`.
+
     Example:
 
     ```python
-    >>> set_size(np.array([[True, False], [True, True], [False, False]]))
+    >>> import numpy as np
+    >>> from kerasx.uncertainty import set_size
+    >>> set_size(np.array([[True, False], [True, True], [False, False]]))  # 1, 2, 0
     1.0
 
     ```

@@ -92,10 +92,16 @@ def ood_metrics(scores_in: ArrayLike, scores_out: ArrayLike) -> dict[str, float]
         A dict with float values for `"auroc"`, `"aupr_in"`, `"aupr_out"` and
         `"fpr_at_95_tpr"`, each in `[0, 1]`.
 
+    Raises:
+        ValueError: If `scores_in` or `scores_out` is not a non-empty 1-D
+            numeric array of finite scores.
+
     Example:
 
     ```python
-    >>> metrics = ood_metrics([0.1, 0.2, 0.6], [0.5, 0.9])
+    >>> from kerasx.uncertainty import ood_metrics
+    >>> scores_in, scores_out = [0.1, 0.2, 0.6], [0.5, 0.9]  # e.g. entropies
+    >>> metrics = ood_metrics(scores_in, scores_out)  # 5 of 6 pairs ranked right
     >>> {name: round(value, 4) for name, value in metrics.items()}
     {'auroc': 0.8333, 'aupr_in': 0.9167, 'aupr_out': 0.8333, 'fpr_at_95_tpr': 0.3333}
 

@@ -150,13 +150,30 @@ def fit_temperature(
     Returns:
         The temperature `T`, a float in `[exp(-10), exp(10)]`.
 
+    Raises:
+        ValueError: If `from_logits` is not a bool; if `probs` is not a
+            numeric array of shape `(n,)` or `(n, n_classes)` with at least 2
+            rows of finite probabilities whose rows sum to 1 (or, with
+            `from_logits=True`, of finite logits); if `y_true` is not one
+            integer label in `[0, n_classes)` (or one one-hot row) per row.
+
     Example:
 
     ```python
+    >>> from kerasx.uncertainty import (
+    ...     apply_temperature, fit_temperature, negative_log_likelihood)
     >>> probs = [[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]
-    >>> temperature = fit_temperature(probs, [0, 1, 1, 0])
+    >>> labels = [0, 1, 1, 0]  # the second row is a confident mistake
+    >>> temperature = fit_temperature(probs, labels)
     >>> round(temperature, 4)  # > 1: the predictions were overconfident
     1.6777
+    >>> calibrated = apply_temperature(probs, temperature)
+    >>> round(negative_log_likelihood(labels, probs), 4)
+    0.6456
+    >>> round(negative_log_likelihood(labels, calibrated), 4)  # the minimum
+    0.62
+    >>> calibrated.argmax(axis=1).tolist()  # the predicted classes are kept
+    [0, 0, 1, 0]
 
     ```
 
@@ -207,9 +224,17 @@ def apply_temperature(
     Returns:
         The calibrated probabilities, a float64 array of the shape of `probs`.
 
+    Raises:
+        ValueError: If `from_logits` is not a bool; if `probs` is not a
+            non-empty numeric array of shape `(n,)` or `(n, n_classes)` of
+            finite probabilities whose rows sum to 1 (or, with
+            `from_logits=True`, of finite logits); if `temperature` is not a
+            finite float > 0.
+
     Example:
 
     ```python
+    >>> from kerasx.uncertainty import apply_temperature
     >>> apply_temperature([[0.8, 0.2]], 2.0)  # sqrt(0.8) : sqrt(0.2) = 2 : 1
     array([[0.66666667, 0.33333333]])
     >>> apply_temperature([0.0, 2.0], 2.0, from_logits=True).round(4)
@@ -279,17 +304,33 @@ def calibrate(
     Returns:
         A new, uncompiled `keras.Model`: `model`, then `Temperature`.
 
+    Raises:
+        ValueError: If `model` is not a `keras.Model` with exactly one output
+            (a built Sequential or Functional model); if `from_logits` is not
+            None or a bool, or is True for a model with MC layers; if the
+            validation predictions or `y_val` are refused by
+            `fit_temperature` (e.g. fewer than 2 rows, or labels out of
+            range); and as `predict` / `mc_predict` for invalid
+            `predict_kwargs` or inputs.
+
     Example:
 
     ```python
+    >>> import keras
+    >>> import numpy as np
+    >>> from kerasx.uncertainty import calibrate
     >>> inputs = keras.Input((2,))
-    >>> model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    >>> outputs = keras.layers.Dense(2, activation="softmax")(inputs)
+    >>> model = keras.Model(inputs, outputs)
+    >>> model.set_weights([np.array([[3.0, -3.0], [-3.0, 3.0]]), np.zeros(2)])
     >>> x = np.random.default_rng(0).normal(size=(32, 2))
-    >>> y = np.argmax(ops.convert_to_numpy(model(x)), axis=-1)
-    >>> y[::4] = 1 - y[::4]  # the model is right on 3 rows in 4
+    >>> y = (x[:, 1] > x[:, 0]).astype(int)  # the model's predicted classes
+    >>> y[::4] = 1 - y[::4]  # but it is wrong on 1 row in 4: overconfident
     >>> calibrated = calibrate(model, x, y)
     >>> type(calibrated.layers[-1]).__name__, calibrated.output_shape
     ('Temperature', (None, 2))
+    >>> round(calibrated.layers[-1].temperature, 3)  # T > 1 softens
+    5.536
 
     ```
 
