@@ -2,8 +2,10 @@
 
     python scripts/run_docs_snippets.py [PAGE.md ...]      # default: every page
 
-Each page's runnable blocks run in order, in one fresh Python process (the
-current `KERAS_BACKEND`), in a temporary working directory, with
+Each page's runnable blocks run in order, in a process of their own (the
+current `KERAS_BACKEND`; forked from a zygote that has imported keras and
+kerasx, or a new interpreter for a page that sets `os.environ`), in a
+temporary working directory, with
 `KERASX_DOCS_QUICK=1` set: `kerasx.datasets.load_data` then returns at most
 `QUICK_TRAIN` training and `QUICK_TEST` test examples and `Model.fit` runs at
 most `QUICK_EPOCHS` epochs, so a page that trains on Fashion-MNIST runs in
@@ -25,12 +27,17 @@ The conventions (documented on docs/contributing.md):
 from __future__ import annotations
 
 import argparse
+import atexit
+import builtins
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -250,13 +257,13 @@ if os.environ.get("KERASX_DOCS_QUICK"):
 """
 
 
-def _child(page: Path, report: Path) -> int:
-    import contextlib
+def _child(page: Path, report: Path, quick_setup: bool = True) -> int:
     import io
     import traceback
 
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    exec(compile(_QUICK_SETUP, "<docs quick mode>", "exec"), {})
+    if quick_setup:  # the zygote's children inherit it already applied
+        exec(compile(_QUICK_SETUP, "<docs quick mode>", "exec"), {})
     namespace: dict = {"__name__": "__main__"}
     results = []
     failed = False
@@ -304,9 +311,7 @@ def _child(page: Path, report: Path) -> int:
 # -- the parent: one fresh process per page ----------------------------------
 
 
-def run_page(page: Path, timeout: float = 300, env: dict | None = None) -> list[Result]:
-    """Runs the page's blocks in a fresh process; one Result per python block."""
-    page = Path(page).resolve()
+def _environment(env: dict | None) -> dict:
     environment = dict(os.environ if env is None else env)
     environment.setdefault("KERASX_DOCS_QUICK", "1")
     environment.setdefault("MPLBACKEND", "Agg")
@@ -314,27 +319,57 @@ def run_page(page: Path, timeout: float = 300, env: dict | None = None) -> list[
     environment["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT / "src"), environment.get("PYTHONPATH", "")) if p
     )
+    return environment
+
+
+def sets_environment(page: Path) -> bool:
+    """Whether a block of the page sets environment variables (`os.environ`).
+
+    Such a page (e.g. one choosing `KERAS_BACKEND` or `XLA_FLAGS` before
+    `import keras`) runs in a fresh interpreter; the others fork from the
+    zygote, which has imported keras and kerasx already.
+    """
+    blocks = code_blocks(Path(page).read_text(encoding="utf-8"))
+    return any(b.runnable and "os.environ" in b.code for b in blocks)
+
+
+def _run_fresh(page: Path, work: str, report: Path, environment: dict, timeout: float):
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(page)]
+    command += ["--report", str(report)]
+    try:
+        process = subprocess.run(
+            command,
+            cwd=work,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return process.returncode != 0, (process.stderr or "")[-3000:]
+    except subprocess.TimeoutExpired:
+        return True, f"timed out after {timeout:.0f} s"
+
+
+def run_page(page: Path, timeout: float = 300, env: dict | None = None) -> list[Result]:
+    """Runs the page's blocks in a fresh process; one Result per python block.
+
+    With the default environment a page forks from the zygote (a process that
+    has imported keras, kerasx and NumPy and nothing more), which saves the
+    backend's import per page; a page that sets environment variables, or a
+    call with its own `env`, starts a new interpreter.
+    """
+    page = Path(page).resolve()
+    environment = _environment(env)
     try:
         shown = page.relative_to(ROOT).as_posix()
     except ValueError:
         shown = str(page)
     with tempfile.TemporaryDirectory(prefix="kerasx-docs-") as work:
         report = Path(work) / "report.json"
-        command = [sys.executable, str(Path(__file__).resolve()), "--child", str(page)]
-        command += ["--report", str(report)]
-        try:
-            process = subprocess.run(
-                command,
-                cwd=work,
-                env=environment,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-            crashed = process.returncode != 0
-            tail = (process.stderr or "")[-3000:]
-        except subprocess.TimeoutExpired:
-            crashed, tail = True, f"timed out after {timeout:.0f} s"
+        if env is None and not sets_environment(page):
+            crashed, tail = _zygote(environment).run(page, work, report, timeout)
+        else:
+            crashed, tail = _run_fresh(page, work, report, environment, timeout)
         done = json.loads(report.read_text()) if report.exists() else []
     results = [Result(**r) for r in done]
     for result in results:
@@ -354,13 +389,156 @@ def run_page(page: Path, timeout: float = 300, env: dict | None = None) -> list[
     return results
 
 
+# -- the zygote: forks one child per page -------------------------------------
+#
+# Importing keras with its backend costs 2-5 s per process on a 2-core
+# machine, most of a short page's time. The zygote imports keras, kerasx and
+# NumPy once (and runs no backend op, so no backend runtime exists yet); each
+# page runs in a child forked from it, in its own namespace and working
+# directory, and exits: no state passes from one page to the next.
+
+
+class _Zygote:
+    """A long-lived `--zygote` process; `run` forks a child for one page."""
+
+    def __init__(self, environment: dict) -> None:
+        self._lock = threading.Lock()
+        self._process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=environment,
+            text=True,
+            bufsize=1,
+        )
+        atexit.register(self.close)
+        ready = self._process.stdout.readline().strip()
+        if ready != "ready":
+            raise RuntimeError(f"the docs zygote did not start: {ready!r}")
+
+    def run(self, page: Path, work: str, report: Path, timeout: float):
+        done = Path(work) / "exit_status"
+        request = {"page": str(page), "report": str(report), "work": work}
+        with self._lock:  # one request and its reply (the child's pid) at a time
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+            pid = int(self._process.stdout.readline())
+        deadline = time.monotonic() + timeout
+        while not done.exists():
+            if self._process.poll() is not None:
+                return True, "the docs zygote ended"
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                return True, f"timed out after {timeout:.0f} s"
+            time.sleep(0.05)
+        stderr = Path(work) / "stderr.txt"
+        tail = stderr.read_text(errors="replace")[-3000:] if stderr.exists() else ""
+        status = int(done.read_text())
+        if status != 0:
+            how = f"signal {-status}" if status < 0 else f"status {status}"
+            tail += f"\n(the page's process ended with {how})"
+        return status != 0, tail
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.stdin.close()
+            self._process.wait(timeout=10)
+
+
+_ZYGOTES: dict[tuple, _Zygote] = {}
+_ZYGOTES_LOCK = threading.Lock()
+
+
+def _zygote(environment: dict) -> _Zygote:
+    key = tuple(sorted(environment.items()))
+    with _ZYGOTES_LOCK:
+        if key not in _ZYGOTES:
+            _ZYGOTES[key] = _Zygote(environment)
+        return _ZYGOTES[key]
+
+
+def _serve_zygote() -> int:
+    # What a fresh interpreter would import first on every page, and no more:
+    # no backend op runs here, so each child initialises its own runtime.
+    import keras  # noqa: F401
+
+    import kerasx
+    import kerasx.datasets  # noqa: F401
+
+    quick = {}
+    exec(compile(_QUICK_SETUP, "<docs quick mode>", "exec"), quick)
+    if os.environ.get("KERASX_DOCS_QUICK"):
+        builtins.__import__ = quick["_import"]  # keras is imported: patch now
+        quick["_quick_patch"]()
+    works: dict[int, Path] = {}
+
+    def reap(signum, frame):  # the exit status of every child that ended
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            work = works.pop(pid, None)
+            # A timed-out page's directory may be gone already.
+            with contextlib.suppress(OSError):
+                if work is not None and not (work / "exit_status").exists():
+                    _write_status(work, os.waitstatus_to_exitcode(status))
+
+    signal.signal(signal.SIGCHLD, reap)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        work = Path(request["work"])
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        pid = os.fork()
+        if pid == 0:  # the child: one page, then exit
+            status = 1
+            try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+                os.chdir(work)
+                for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
+                    out = os.open(work / name, os.O_WRONLY | os.O_CREAT, 0o600)
+                    os.dup2(out, fd)
+                sys.stdin.close()
+                status = _child(
+                    Path(request["page"]), Path(request["report"]), quick_setup=False
+                )
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                _write_status(work, status)
+                os._exit(status)
+        works[pid] = work
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        print(pid, flush=True)
+    return 0
+
+
+def _write_status(work: Path, status: int) -> None:
+    """Writes `exit_status` whole or not at all (the client polls for it)."""
+    partial = work / "exit_status.partial"
+    partial.write_text(str(status))
+    os.replace(partial, work / "exit_status")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("pages", nargs="*", type=Path)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--report", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--zygote", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args(argv)
+    if args.zygote:
+        return _serve_zygote()
     if args.child:
         return _child(args.child, args.report)
     problems = 0
