@@ -10,18 +10,33 @@ Fails (exit 1, one line per problem) when a page of the built site
 - renders a "Call arguments" section as one run-on paragraph instead of a list;
 - contains wording that belongs in a commit message or a work log, not in user
   documentation ("left undone", "in the time available", ...);
+- shows a `>>>` example as quoted text (a docstring example outside a code
+  fence, which Markdown reads as nested quotes), or a docstring line as a quote
+  (wrapped so that it starts with `>=`, say);
 
 or when a public name (every `__all__` entry of the modules listed on the API
-overview, read statically from `src/` with griffe) has no API entry (a
-mkdocstrings heading) on any page, or when a Markdown page under `docs/` has a
-python block that the docs-test (`scripts/run_docs_snippets.py`, run by
-`tests/test_docs_snippets.py`) would not run and that is not marked
-`<!-- fragment -->` (a ```py, ```pycon or ```python3 fence, say).
+overview, read statically from `src/` with griffe)
+
+- has no API entry (a mkdocstrings heading) on any page;
+- has an API heading without a `[source]` link (added by
+  `docs/hooks/source_links.py`) to a file and line of this repository that
+  define it;
+- has a docstring without the keras.io sections: `Args:` (`Attributes:` for
+  constants and result objects), `Input shape:` and `Output shape:` for
+  layers, `Returns:` for functions, `Raises:` for functions and classes, and an
+  `Example:` with a `>>>` example;
+
+or when a Markdown page under `docs/` has a python block that the docs-test
+(`scripts/run_docs_snippets.py`, run by `tests/test_docs_snippets.py`) would
+not run and that is not marked `<!-- fragment -->` (a ```py, ```pycon or
+```python3 fence, say).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import logging
 import posixpath
 import re
 import sys
@@ -91,6 +106,9 @@ _VOID = {
 # Subtrees whose text is not prose: code, scripts, and math KaTeX renders.
 _SKIPPED_TAGS = {"code", "pre", "script", "style", "kbd", "samp"}
 _MATH_CLASSES = {"arithmatex", "katex", "katex-display", "math"}
+_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+# The class of the `[source]` links that docs/hooks/source_links.py adds.
+SOURCE_LINK_CLASS = "doc-source-link"
 
 
 class _Page(HTMLParser):
@@ -102,6 +120,9 @@ class _Page(HTMLParser):
         self.scripts: list[str] = []
         self.ids: set[str] = set()
         self.math_elements = 0
+        # Heading id -> the hrefs of the `[source]` links inside that heading.
+        self.source_links: dict[str, list[str]] = {}
+        self._headings: list[tuple[str, str]] = []  # open (tag, id) headings
         self.text_parts: list[str] = []
         self._stack: list[tuple[str, bool]] = []  # (tag, starts a skipped subtree)
         self._skip_depth = 0
@@ -119,6 +140,11 @@ class _Page(HTMLParser):
         if tag in _VOID:
             return
         classes = set((attributes.get("class") or "").split())
+        if tag in _HEADINGS and attributes.get("id"):
+            self._headings.append((tag, attributes["id"]))
+        if tag == "a" and SOURCE_LINK_CLASS in classes and self._headings:
+            heading = self._headings[-1][1]
+            self.source_links.setdefault(heading, []).append(attributes.get("href", ""))
         is_math = bool(classes & _MATH_CLASSES)
         if "arithmatex" in classes:
             self.math_elements += 1
@@ -139,6 +165,8 @@ class _Page(HTMLParser):
     def handle_endtag(self, tag):
         if tag in _VOID:
             return
+        if self._headings and self._headings[-1][0] == tag:
+            self._headings.pop()
         # Close up to the matching tag (tolerates unclosed <p>, <li>, ...).
         for index in range(len(self._stack) - 1, -1, -1):
             if self._stack[index][0] == tag:
@@ -228,38 +256,378 @@ def run_together_call_arguments(html: str) -> list[str]:
     return found
 
 
+_QUOTED_PROMPT = re.compile(
+    r"<blockquote>\s*<blockquote>\s*<blockquote>\s*(?:<p>)?(.{0,60})", re.DOTALL
+)
+
+
+def quoted_prompts(html: str) -> list[str]:
+    """`>>>` example lines that Markdown rendered as three nested quotes.
+
+    A docstring example outside a code fence, and not in an indented
+    `Examples:` section, is Markdown text, where `>>> x` is a quote of a quote
+    of a quote.
+    """
+    return [
+        " ".join(re.sub(r"<[^>]+>", " ", m.group(1)).split())
+        for m in _QUOTED_PROMPT.finditer(html)
+    ]
+
+
+class _DocstringQuotes(HTMLParser):
+    """The text of each quote inside rendered docstrings (`doc-contents`)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.quotes: list[str] = []
+        self._stack: list[tuple[str, bool]] = []  # (tag, opens doc contents)
+        self._doc_depth = 0
+        self._quote_depth = 0
+        self._text: list[str] | None = None  # the open outermost quote's text
+        self._prompt = False  # that quote holds `>>>` lines (quotes of quotes)
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _VOID:
+            return
+        classes = set((dict(attrs).get("class") or "").split())
+        opens_doc = "doc-contents" in classes
+        self._doc_depth += opens_doc
+        self._stack.append((tag, opens_doc))
+        if tag == "blockquote":
+            self._quote_depth += 1
+            if self._quote_depth == 1 and self._doc_depth:
+                self._text, self._prompt = [], False
+            elif self._text is not None and not "".join(self._text).strip():
+                self._prompt = True
+
+    def handle_endtag(self, tag):
+        if tag in _VOID:
+            return
+        for index in range(len(self._stack) - 1, -1, -1):
+            if self._stack[index][0] == tag:
+                for closed, opened_doc in reversed(self._stack[index:]):
+                    self._doc_depth -= opened_doc
+                    if closed == "blockquote":
+                        self._close_quote()
+                del self._stack[index:]
+                break
+
+    def _close_quote(self):
+        self._quote_depth -= 1
+        if self._quote_depth == 0 and self._text is not None:
+            if not self._prompt:
+                self.quotes.append(" ".join("".join(self._text).split())[:60])
+            self._text = None
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text.append(data)
+
+
+def docstring_quotes(html: str) -> list[str]:
+    """Quotes in the rendered docstrings: a line that starts with `>` or `>=`.
+
+    A docstring wrapped so that a line begins with `>= 0` or `> 1` shows that
+    line as a quote. Quotes of quotes (bare `>>>` example lines) are left to
+    `quoted_prompts`.
+    """
+    parser = _DocstringQuotes()
+    parser.feed(html)
+    parser.close()
+    return parser.quotes
+
+
 def work_log_phrases(html: str) -> list[str]:
     text = prose_text(html)
     return [_context(text, m.start(), m.end()) for m in _WORK_LOG.finditer(text)]
 
 
-def undocumented_names(public_names: Iterable[str], ids: set[str]) -> list[str]:
-    """Public `kerasx.module.Name`s with no API heading id on any page.
+def headings_of(public: str, ids: Iterable[str]) -> list[str]:
+    """The heading ids that document `kerasx.module.Name`.
 
-    A name documented under its defining module (`kerasx.layers.mc_dropout.X`
-    for `kerasx.layers.X`) counts too.
+    Its own id, or one under its defining module (`kerasx.layers.mc_dropout.X`
+    for `kerasx.layers.X`).
     """
-    missing = []
+    module, _, name = public.rpartition(".")
+    return [
+        i
+        for i in ids
+        if i == public or (i.startswith(module + ".") and i.endswith("." + name))
+    ]
+
+
+def undocumented_names(public_names: Iterable[str], ids: set[str]) -> list[str]:
+    """Public `kerasx.module.Name`s with no API heading id on any page."""
+    return [public for public in public_names if not headings_of(public, ids)]
+
+
+def source_link_problems(
+    public_names: Iterable[str],
+    source_links: dict[str, list[str]],
+    repo_root: Path,
+    prefix: str,
+) -> list[str]:
+    """Public names whose API heading lacks a `[source]` link that holds.
+
+    `source_links` maps each heading id to the hrefs of the source links in it.
+    A link holds when it is `prefix` + `path#Lline`, `path` is a file of
+    `repo_root`, and `line` starts the definition of the name (its first
+    decorator, `def`, `class` or assignment).
+    """
+    problems = []
     for public in public_names:
-        module, _, name = public.rpartition(".")
-        if public in ids:
+        headings = headings_of(public, source_links.keys())
+        hrefs = [href for heading in headings for href in source_links[heading]]
+        if not hrefs:
+            problems.append(f"{public}: API heading without a [source] link")
             continue
-        if any(i.startswith(module + ".") and i.endswith("." + name) for i in ids):
+        for href in hrefs:
+            problem = _source_link_problem(
+                href, public.rpartition(".")[2], repo_root, prefix
+            )
+            if problem:
+                problems.append(f"{public}: [source] link {href} {problem}")
+    return problems
+
+
+_DEFINITION = re.compile(r"(?:async\s+def|def|class)\s+(\w+)|(\w+)\s*(?::|=(?!=))")
+
+
+def _source_link_problem(href: str, name: str, repo_root: Path, prefix: str) -> str:
+    if not href.startswith(prefix):
+        return f"does not start with {prefix}"
+    path, _, anchor = href[len(prefix) :].partition("#")
+    if not re.fullmatch(r"L[1-9]\d*", anchor):
+        return "has no #L<line> anchor"
+    file = repo_root / path
+    if not file.is_file():
+        return f"points to {path}, which is not a file of the repository"
+    lines = file.read_text(encoding="utf-8").splitlines()
+    line = int(anchor[1:])
+    if line > len(lines):
+        return f"points past the end of {path} ({len(lines)} lines)"
+    if not lines[line - 1] or lines[line - 1][0].isspace():
+        return f"points inside a block of {path}: {lines[line - 1]!r}"
+    # From the linked line, past decorators, to the first top-level definition.
+    for text in lines[line - 1 :]:
+        if not text or text[0].isspace() or text.startswith(("@", ")")):
             continue
-        missing.append(public)
-    return missing
+        match = _DEFINITION.match(text)
+        defined = match and (match.group(1) or match.group(2))
+        if defined == name:
+            return ""
+        return f"points to a line of {path} that does not define {name}: {text!r}"
+    return f"points to the end of {path}, which does not define {name}"
 
 
 def public_names(src_dir: Path) -> list[str]:
     """Every `kerasx.<module>.<name>` in the `__all__` of the public modules."""
+    return [public for public, _ in public_objects(src_dir)]
+
+
+def public_objects(
+    src_dir: Path, package: str = "kerasx", modules: Iterable[str] = PUBLIC_MODULES
+) -> list[tuple[str, object]]:
+    """`(public name, griffe object)` for each `__all__` entry, read statically."""
     import griffe
 
-    package = griffe.load("kerasx", search_paths=[str(src_dir)])
-    return [
-        f"kerasx.{module}.{name}"
-        for module in PUBLIC_MODULES
-        for name in sorted(str(n) for n in (package[module].exports or ()))
-    ]
+    loaded = griffe.load(package, search_paths=[str(src_dir)])
+    objects = []
+    for module in modules:
+        if module not in loaded.modules:
+            # griffe drops a module it cannot parse (a syntax error, say).
+            raise ValueError(f"{package}.{module} could not be read by griffe")
+        for name in sorted(str(n) for n in (loaded[module].exports or ())):
+            objects.append((f"{package}.{module}.{name}", loaded[module][name]))
+    return objects
+
+
+# Documented by their `Attributes:` (they take no arguments a user passes):
+# constants, dataclasses, named tuples, and these classes kerasx builds itself.
+ATTRIBUTE_DOCUMENTED = frozenset(
+    {
+        "kerasx.lr_finder.LRFinderResult",
+        "kerasx.transfer.FineTuneResult",
+        "kerasx.transforms.RewriteContext",
+        "kerasx.transforms.SKIP",
+        "kerasx.uncertainty.MCResult",
+    }
+)
+# The options of the mkdocstrings `google` parser in mkdocs.yml, so the check
+# reads the sections the site renders.
+DOCSTRING_OPTIONS = {
+    "returns_multiple_items": False,
+    "trim_doctest_flags": True,
+    "warn_unknown_params": False,
+    "warn_missing_types": False,
+    "warnings": False,
+}
+
+
+def missing_sections(public: str, obj) -> list[str]:
+    """The keras.io sections that the docstring of `obj` (a griffe object) lacks.
+
+    - `Args:`, or `Attributes:` for constants, dataclasses, named tuples and
+      `ATTRIBUTE_DOCUMENTED` (functions without parameters need neither);
+    - layers (subclasses of `keras.layers.Layer`): `Input shape:` and
+      `Output shape:`;
+    - functions: `Returns:`, unless annotated `-> None`;
+    - functions and classes: `Raises:`;
+    - every name: an `Example:` (or `Examples:`) section holding a `>>>` example.
+
+    A class's sections may sit in its `__init__` docstring too, which
+    mkdocstrings merges into the class (`merge_init_into_class`).
+    """
+    from griffe import DocstringSectionKind as Kind
+
+    target = obj.final_target if obj.is_alias else obj
+    kind = target.kind.value
+    if kind not in {"class", "function", "attribute"}:
+        return [f"{public}: a {kind}, not a class, function or constant"]
+    sections = []
+    documented = [target]
+    if kind == "class" and "__init__" in target.members:
+        documented.append(target.members["__init__"])
+    for documented_obj in documented:
+        if documented_obj.docstring is not None:
+            sections += documented_obj.docstring.parse("google", **DOCSTRING_OPTIONS)
+    if not sections:
+        return [f"{public}: no docstring"]
+    kinds = {section.kind for section in sections}
+    titles = {
+        (section.title or "").strip().lower()
+        for section in sections
+        if section.kind is Kind.admonition
+    }
+    missing = []
+    if kind == "attribute" or _is_record(public, target):
+        if Kind.attributes not in kinds:
+            missing.append("Attributes")
+    elif (kind == "class" or _has_parameters(target)) and Kind.parameters not in kinds:
+        missing.append("Args")
+    if kind == "class" and _is_layer(target):
+        missing += [
+            t for t in ("Input shape", "Output shape") if t.lower() not in titles
+        ]
+    if kind == "function" and _returns_something(target) and Kind.returns not in kinds:
+        missing.append("Returns")
+    if kind != "attribute" and Kind.raises not in kinds:
+        missing.append("Raises")
+    examples = _examples(sections)
+    if not examples:
+        missing.append("Example")
+    problems = [f"{public}: docstring has no `{title}:` section" for title in missing]
+    if examples and not any(">>>" in text for text, _ in examples):
+        problems.append(f"{public}: its `Example:` section has no `>>>` example")
+    if any(not parsed and _unfenced_prompt(text) for text, parsed in examples):
+        problems.append(
+            f"{public}: its `Example:` has `>>>` lines outside a code fence, which "
+            "render as quoted text: indent them under `Examples:` or fence them"
+        )
+    return problems
+
+
+_EXAMPLE_TITLE = re.compile(r"^Examples?:[ \t]*$", re.MULTILINE)
+_FENCE = re.compile(r"^[ \t]*(```|~~~)")
+
+
+def _examples(sections) -> list[tuple[str, bool]]:
+    """`(text, parsed)` of each example section of a parsed docstring.
+
+    griffe parses an indented `Examples:` section into examples (`parsed`: its
+    `>>>` blocks render as code). Its other forms stay Markdown, where only a
+    fenced block is code: an indented `Example:` (an admonition), and Keras'
+    own, a flush `Example:` line in the text followed by a fenced block.
+    """
+    from griffe import DocstringSectionKind as Kind
+
+    found = []
+    for section in sections:
+        if section.kind is Kind.examples:
+            parts = [text for kind, text in section.value if kind is Kind.examples]
+            found.append(("\n".join(parts), True))
+        elif section.kind is Kind.admonition and (
+            (section.title or "").strip().lower() in {"example", "examples"}
+        ):
+            found.append((section.value.contents, False))
+        elif section.kind is Kind.text:
+            for match in _EXAMPLE_TITLE.finditer(section.value):
+                found.append((section.value[match.end() :], False))
+    return found
+
+
+def _unfenced_prompt(markdown: str) -> bool:
+    """Whether a `>>>` line of `markdown` lies outside a fenced code block."""
+    fenced = False
+    for line in markdown.splitlines():
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and line.lstrip().startswith(">>>"):
+            return True
+    return False
+
+
+def section_problems(objects: Iterable[tuple[str, object]]) -> list[str]:
+    """`missing_sections` of each public object; a docstring that cannot be
+    parsed is reported, not raised."""
+    problems = []
+    griffe_logger = logging.getLogger("griffe")
+    level = griffe_logger.level
+    griffe_logger.setLevel(logging.ERROR)
+    try:
+        for public, obj in objects:
+            try:
+                problems += missing_sections(public, obj)
+            except Exception as error:  # report it, and check the other names
+                problems.append(
+                    f"{public}: could not read its docstring "
+                    f"({type(error).__name__}: {error})"
+                )
+    finally:
+        griffe_logger.setLevel(level)
+    return problems
+
+
+def _is_record(public: str, cls) -> bool:
+    if public in ATTRIBUTE_DOCUMENTED or "dataclass" in cls.labels:
+        return True
+    bases = {_base_path(base) for base in getattr(cls, "bases", ())}
+    return bool(bases & {"typing.NamedTuple", "collections.namedtuple", "NamedTuple"})
+
+
+def _has_parameters(function) -> bool:
+    return any(p.name not in {"self", "cls"} for p in function.parameters)
+
+
+def _returns_something(function) -> bool:
+    return function.returns is None or str(function.returns) != "None"
+
+
+def _base_path(base) -> str:
+    return getattr(base, "canonical_path", None) or str(base)
+
+
+def _is_layer(cls, seen: frozenset = frozenset()) -> bool:
+    """Whether `cls` subclasses `keras.layers.Layer`, read statically: a base is
+    a Keras layer (`keras.layers.*`, `keras.Layer`) or a kerasx class that is."""
+    import griffe
+
+    for base in cls.bases:
+        path = _base_path(base)
+        if path == "keras.Layer" or path.startswith(
+            ("keras.layers.", "keras.src.layers.")
+        ):
+            return True
+        if path in seen:
+            continue
+        try:
+            resolved = cls.modules_collection[path]
+            resolved = resolved.final_target if resolved.is_alias else resolved
+        except (KeyError, griffe.AliasResolutionError, griffe.CyclicAliasError):
+            continue  # outside the loaded package
+        if resolved.kind.value == "class" and _is_layer(resolved, seen | {path}):
+            return True
+    return False
 
 
 def _context(text: str, start: int, end: int, width: int = 40) -> str:
@@ -284,16 +652,52 @@ def unrun_python_blocks(docs_dir: Path) -> list[str]:
     return problems
 
 
-def check_site(site_dir: Path, names: Iterable[str]) -> list[str]:
+def source_prefix(repo_root: Path) -> str:
+    """`<repo_url>/blob/v<version>/`: where the `[source]` links point.
+
+    `repo_url` from `mkdocs.yml`, the version from `src/kerasx/_version.py`
+    (read, not imported: no backend is loaded).
+    """
+    config = (repo_root / "mkdocs.yml").read_text(encoding="utf-8")
+    match = re.search(r"^repo_url:\s*[\"']?([^\s\"']+)", config, re.MULTILINE)
+    if match is None:
+        raise ValueError(f"{repo_root / 'mkdocs.yml'} has no repo_url")
+    return f"{match.group(1).rstrip('/')}/blob/v{read_version(repo_root / 'src')}/"
+
+
+def read_version(src_dir: Path) -> str:
+    """`kerasx.__version__`, from `_version.py` without importing kerasx."""
+    tree = ast.parse((src_dir / "kerasx" / "_version.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise ValueError(f"{src_dir / 'kerasx' / '_version.py'} sets no __version__")
+
+
+def check_site(
+    site_dir: Path,
+    names: Iterable[str],
+    repo_root: Path | None = None,
+    prefix: str | None = None,
+) -> list[str]:
+    """Problems of the built site; the `[source]` links are checked when
+    `repo_root` and their `prefix` are given."""
+    names = list(names)
     problems = []
     all_ids: set[str] = set()
+    source_links: dict[str, list[str]] = {}
     pages = sorted(site_dir.rglob("*.html"))
     if not pages:
         return [f"{site_dir}: no HTML pages (build the site first)"]
     for path in pages:
         rel = path.relative_to(site_dir).as_posix()
         html = path.read_text(encoding="utf-8")
-        all_ids |= parse(html).ids
+        page = parse(html)
+        all_ids |= page.ids
+        for heading, hrefs in page.source_links.items():
+            source_links.setdefault(heading, []).extend(hrefs)
         for src in missing_images(html, rel, lambda p: (site_dir / p).is_file()):
             problems.append(f"{rel}: missing image {src}")
         for snippet in raw_latex(html):
@@ -304,9 +708,23 @@ def check_site(site_dir: Path, names: Iterable[str]) -> list[str]:
             problems.append(f"{rel}: 'Call arguments' run together: {snippet}...")
         for snippet in work_log_phrases(html):
             problems.append(f"{rel}: work-log wording: ...{snippet}...")
+        for snippet in docstring_quotes(html):
+            problems.append(
+                f"{rel}: a docstring line starting with `>` renders as a quote "
+                f"(rewrap it so that no line starts with `>`): {snippet}..."
+            )
+        for snippet in quoted_prompts(html):
+            problems.append(
+                f"{rel}: a `>>>` example rendered as quoted text (fence it, or "
+                f"indent it under `Examples:`): >>> {snippet}..."
+            )
     problems = list(dict.fromkeys(problems))  # a heading's text repeats in its toc
-    for name in undocumented_names(names, all_ids):
+    undocumented = undocumented_names(names, all_ids)
+    for name in undocumented:
         problems.append(f"{name}: public name without an API entry on any page")
+    if repo_root is not None and prefix is not None:
+        documented = [name for name in names if name not in undocumented]
+        problems += source_link_problems(documented, source_links, repo_root, prefix)
     return problems
 
 
@@ -326,8 +744,18 @@ def main(argv: list[str] | None = None) -> int:
         help="the Markdown sources, for the python-block check (default: ./docs)",
     )
     args = parser.parse_args(argv)
-    names = public_names(args.src)
-    problems = check_site(args.site_dir, names) + unrun_python_blocks(args.docs)
+    repo_root = args.src.resolve().parent
+    try:
+        objects = public_objects(args.src)
+    except ValueError as error:
+        print(f"check_docs: {error}")
+        return 1
+    names = [public for public, _ in objects]
+    problems = (
+        check_site(args.site_dir, names, repo_root, source_prefix(repo_root))
+        + section_problems(objects)
+        + unrun_python_blocks(args.docs)
+    )
     for problem in problems:
         print(problem)
     pages = len(list(args.site_dir.rglob("*.html")))
