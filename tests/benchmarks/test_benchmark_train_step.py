@@ -46,11 +46,15 @@ def test_train_step_tiny_prints_json(run_benchmark):
     assert all(row["compute_dtype"] == "float32" for row in rows)
 
 
-def test_train_step_policy_option_trains_both_models_in_low_precision(run_benchmark):
+def test_train_step_policy_option_trains_in_low_precision(run_benchmark):
+    # The MLP only: the policy is applied the same way to both models, and the
+    # bfloat16 CNN is the slowest of the smoke runs.
     report = run_benchmark(
         "train_step",
         [
             "--tiny",
+            "--cases",
+            "mlp",
             "--modes",
             "default",
             "--alternations",
@@ -61,7 +65,7 @@ def test_train_step_policy_option_trains_both_models_in_low_precision(run_benchm
     )
     assert report["policy"] == "mixed_bfloat16"
     rows = report["results"]
-    assert [row["case"] for row in rows] == ["cnn", "mlp"]
+    assert [row["case"] for row in rows] == ["mlp"]
     for row in rows:
         assert (row["policy"], row["compute_dtype"]) == ("mixed_bfloat16", "bfloat16")
         assert row["plain_ms"] > 0 and row["fused_ms"] > 0
