@@ -27,7 +27,7 @@ from keras import ops  # noqa: E402
 from kerasx.callbacks import OneCycleScheduler  # noqa: E402
 from kerasx.layers import BatchNormActivation, MCDropout  # noqa: E402
 from kerasx.lr_finder import find_learning_rate  # noqa: E402
-from kerasx.ops._distribute_tf import cross_replica_moments  # noqa: E402
+from kerasx.ops._tensorflow import cross_replica_moments  # noqa: E402
 from kerasx.schedules import OneCycle  # noqa: E402
 from kerasx.uncertainty import mc_predict  # noqa: E402
 

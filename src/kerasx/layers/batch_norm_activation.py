@@ -1,4 +1,10 @@
-"""BatchNormalization followed by an activation, in one fused layer."""
+"""`BatchNormActivation`: BatchNormalization followed by an activation, fused.
+
+The layer holds the variables and updates the moving statistics; what it
+computes (the fused ops, the Keras composition for what they do not cover, and
+the choice of kernel) is in `kerasx.ops`, the backend kernels in one module of
+`kerasx.ops` per backend.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,6 @@ from keras import constraints, initializers, ops, regularizers
 
 from kerasx import _checks
 from kerasx import ops as kx_ops
-from kerasx.ops import _reference, _validation
 
 
 @keras.saving.register_keras_serializable(package="kerasx")
@@ -21,16 +26,16 @@ class BatchNormActivation(keras.layers.Layer):
 
     In training (`training=True` and `trainable`), per channel `c`:
 
-        mean_c, var_c = batch mean and biased variance (float32, one pass)
+        mean_c, var_c = batch mean and biased variance (float32)
         y = act(gamma_c * (x - mean_c) / sqrt(var_c + epsilon) + beta_c)
         moving_mean = moving_mean * momentum + mean_c * (1 - momentum)
         moving_variance = moving_variance * momentum + var_c * (1 - momentum)
 
     In inference the moving statistics replace the batch ones;
     `trainable=False` means inference mode, as in Keras. Training with a fused
-    activation name runs the kernel `kerasx.ops.KERNEL_TABLE` picks for the
-    call (the table names the benchmark row behind each choice): a compiled
-    kernel with the closed-form gradient
+    activation runs `kerasx.ops.batch_norm_activation`, whose kernel
+    `kerasx.ops.KERNEL_TABLE` picks for the call (the table names the benchmark
+    row behind each choice): a compiled kernel with the closed-form gradient
     `dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat))`,
     `g = dy * act'(z)` (XLA-compiled on TensorFlow and JAX, an autograd
     Function on torch), TensorFlow's `FusedBatchNormV3` then the activation
@@ -38,10 +43,13 @@ class BatchNormActivation(keras.layers.Layer):
     mode without a GPU), or Keras' own composition where XLA fuses it best or
     a kernel's fixed cost does not pay (inside `jax.jit` on a CPU, small 2-D
     inputs). Every kernel updates the moving statistics with the biased batch
-    variance, as Keras. Callable activations, masks and `synchronized=True`
-    use the Keras composition (`kerasx.ops._reference`). An empty batch gives
-    an empty output on every path and, in training, NaN moving statistics (the
-    statistics of no elements), as Keras' BatchNormalization.
+    variance, as Keras. Inference with a fused activation runs
+    `kerasx.ops.batch_norm_activation_inference`. Callable activations, masks
+    and `synchronized=True` use the Keras composition (`keras.ops.moments`,
+    `keras.ops.batch_normalization`, then the activation, differentiated by
+    autodiff). An empty batch gives an empty output on every path and, in
+    training, NaN moving statistics (the statistics of no elements), as Keras'
+    BatchNormalization.
 
     Args:
         activation: Activation name (`"relu"`, `"relu6"`,
@@ -80,17 +88,45 @@ class BatchNormActivation(keras.layers.Layer):
         - `mask`: Optional boolean mask of rank `inputs.ndim - 1` (as Keras BN:
             masked positions are excluded from the statistics).
 
+    Input shape:
+        Arbitrary, of rank 2 to 5 with a known size on `axis`:
+        `(batch_size, ..., channels)` for the default `axis=-1`.
+
+    Output shape:
+        Same shape as input.
+
+    Raises:
+        ValueError: If `activation` is neither a callable nor the name of a
+            fused activation; if `axis` is not an integer, `momentum` not in
+            `[0, 1)`, `epsilon` not a positive finite number, or `center`,
+            `scale` or `synchronized` not a bool; if `memory` is not
+            `"recompute"` or `"invert"`, or is `"invert"` with an activation
+            that cannot be inverted; if `negative_slope` is negative, not
+            finite, or 0 for an inverted `leaky_relu`; if `synchronized=True`
+            on a backend other than TensorFlow; if an initializer, regularizer
+            or constraint is not one Keras can interpret. When built: if the
+            inputs are not of rank 2 to 5, `axis` is out of range for them, or
+            their size on `axis` is unknown. When called: if the inputs are not
+            floating, or the mask's rank is not one less than theirs.
+
     Example:
 
     ```python
-    >>> import keras, numpy as np
+    >>> import keras
+    >>> import numpy as np
+    >>> from kerasx.layers import BatchNormActivation
     >>> layer = BatchNormActivation("relu", epsilon=1e-8)
     >>> x = np.array([[1.0], [3.0]], "float32")
-    >>> y = keras.ops.convert_to_numpy(layer(x, training=True))
-    >>> np.round(y.ravel(), 4).tolist()
-    [0.0, 1.0]
-    >>> [round(float(v), 4) for v in layer.moving_mean.numpy()]
+    >>> y = layer(x, training=True)
+    >>> np.round(keras.ops.convert_to_numpy(y), 4).tolist()
+    [[0.0], [1.0]]
+    >>> [weight.name for weight in layer.weights]
+    ['gamma', 'beta', 'moving_mean', 'moving_variance']
+    >>> [round(float(v), 4) for v in keras.ops.convert_to_numpy(layer.moving_mean)]
     [0.02]
+    >>> y = layer(x, training=False)  # moving statistics: mean 0.02, variance 1
+    >>> [round(float(v), 4) for v in keras.ops.convert_to_numpy(y).ravel()]
+    [0.98, 2.98]
 
     ```
 
@@ -122,9 +158,7 @@ class BatchNormActivation(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._fused_name, self._activation_fn = _validation.resolve_activation(
-            activation
-        )
+        self._fused_name, self._activation_fn = kx_ops.resolve_activation(activation)
         self.activation = activation
         axis = _checks.integer("axis", axis)
         momentum = _checks.number("momentum", momentum, low=0, high=1, high_open=True)
@@ -132,8 +166,8 @@ class BatchNormActivation(keras.layers.Layer):
         center = _checks.boolean("center", center)
         scale = _checks.boolean("scale", scale)
         synchronized = _checks.boolean("synchronized", synchronized)
-        _validation.check_memory(memory, self._fused_name)
-        negative_slope = _validation.check_negative_slope(
+        kx_ops.check_memory(memory, self._fused_name)
+        negative_slope = kx_ops.check_negative_slope(
             negative_slope, self._fused_name, memory
         )
         if synchronized and keras.backend.backend() != "tensorflow":
@@ -246,7 +280,7 @@ class BatchNormActivation(keras.layers.Layer):
                     output_dtype=self.compute_dtype,
                     **common,
                 )
-            return _reference.normalize_activate(
+            return kx_ops.composed_normalize_activate(
                 ops.cast(inputs, "float32"),
                 ops.convert_to_tensor(self.moving_mean),
                 ops.convert_to_tensor(self.moving_variance),
@@ -269,7 +303,7 @@ class BatchNormActivation(keras.layers.Layer):
                 **common,
             )
         else:
-            outputs, mean, variance = _reference.batch_norm_activation(
+            outputs, mean, variance = kx_ops.composed_batch_norm_activation(
                 inputs,
                 gamma,
                 beta,

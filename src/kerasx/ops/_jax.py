@@ -1,9 +1,12 @@
-"""JAX kernel: `jax.custom_vjp` around the shared math, under `jax.jit`.
+"""JAX kernel of `kerasx.ops.batch_norm_activation` (kernels only).
 
-The residuals are the saved tensor (`x` for recompute, the output `y` in
-its own dtype for invert) plus per-channel vectors, so invert mode does not
-keep a float32 copy of a bfloat16 activation alive. `kerasx.ops.KERNEL_TABLE`
-decides when it runs, from what `context` reports.
+`compiled`: `kerasx.ops.closed_form_forward` and `closed_form_backward` tied by
+`jax.custom_vjp` under `jax.jit`, and `closed_form_inference` jitted. The
+residuals are the saved tensor (`x` for recompute, the output `y` in its own
+dtype for invert) plus per-channel vectors, so invert mode does not keep a
+float32 copy of a bfloat16 activation alive. `context` reports what
+`kerasx.ops.KERNEL_TABLE` reads (traced or not, accelerator or not); the table
+decides when the kernel runs.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import functools
 
 import jax
 
-from kerasx.ops import _kernel
+from kerasx import ops as kx_ops
 
 
 @functools.cache
@@ -22,7 +25,7 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
         axis=axis, epsilon=epsilon, activation=activation, negative_slope=negative_slope
     )
     forward = functools.partial(
-        _kernel.forward_with_residuals, out_dtype=out_dtype, **static
+        kx_ops.closed_form_forward, out_dtype=out_dtype, **static
     )
 
     @jax.custom_vjp
@@ -37,7 +40,7 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
 
     def train_bwd(residuals, cotangents):
         dy, dmean, dvariance = cotangents
-        return _kernel.backward(
+        return kx_ops.closed_form_backward(
             *residuals,
             dy,
             dmean,
@@ -47,7 +50,9 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
         )
 
     train.defvjp(train_fwd, train_bwd)
-    infer = functools.partial(_kernel.inference, out_dtype=out_dtype, **static)
+    infer = functools.partial(
+        kx_ops.closed_form_inference, out_dtype=out_dtype, **static
+    )
     return jax.jit(train), jax.jit(infer)
 
 

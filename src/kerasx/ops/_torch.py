@@ -1,20 +1,23 @@
-"""torch kernel: a `torch.autograd.Function` with the closed-form backward.
+"""torch kernel of `kerasx.ops.batch_norm_activation` (kernels only).
 
-The math is `ops/_kernel.py`'s, written with ATen's fused CPU/GPU loops
+`compiled` returns a `torch.autograd.Function` with the closed-form backward for
+training and `kerasx.ops.closed_form_inference`, run eagerly, for inference;
+`context` reports the device `kerasx.ops.KERNEL_TABLE` reads. The training
+math is `kerasx.ops`' closed-form math, written with ATen's fused CPU/GPU loops
 instead of one eager op per term:
 
 * statistics: `torch.var_mean` (biased, float32). When a channel's mean is
   large compared with its spread (`|mean| > 16 std`), or off CPU where the
   check would cost a device sync, they are taken of `x - shift`, `shift` being
-  each channel's first element, as in `_kernel.forward_with_residuals`, so that
+  each channel's first element, as in `kerasx.ops.closed_form_forward`, so that
   a channel mean of 1e4 with unit variance keeps its digits;
 * forward: `z = (x - shift) * (gamma * rstd) + (beta - offset * gamma * rstd)`
   in one `torch.addcmul` (`offset` = mean of `x - shift`), then the activation;
 * backward: `g = dy * act'(z)`, then `aten.native_batch_norm_backward`, which
-  evaluates exactly `_kernel.backward`'s
+  evaluates exactly `kerasx.ops.closed_form_backward`'s
   `dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat))`,
   `dgamma = sum(g * xhat)`, `dbeta = sum(g)`; cotangents of the returned
-  statistics are added as in `_kernel.backward`.
+  statistics are added as in `closed_form_backward`.
 
 In invert mode only `y` is saved: `xhat = (act^-1(y) - beta) / gamma` is passed
 to the same backward as its input with zero mean, unit `invstd` and weight
@@ -26,7 +29,7 @@ the other backends' kernels do.
 Measured on a 2-core CPU (forward + backward of one layer, ReLU, interleaved
 medians, Keras BN + Activation time / this kernel's): 1.6x on (32, 28, 28, 64)
 and (4096, 1024) float32, 1.2-1.4x in bfloat16. `torch.compile` of
-`_kernel.py`'s math reached 1.6-2.6x once compiled, but each new shape or dtype
+the closed-form math reached 1.6-2.6x once compiled, but each new shape or dtype
 cost 50-260 s of inductor compilation on that machine, so it is not used.
 """
 
@@ -36,7 +39,7 @@ import functools
 
 import torch
 
-from kerasx.ops import _activations, _kernel
+from kerasx import ops as kx_ops
 
 # |mean| / std up to which the unshifted form keeps ~1e-6 relative accuracy
 # (the rounding of |mean| * scale is 6e-8 * |mean| / std).
@@ -45,7 +48,7 @@ SHIFT_FREE_RATIO = 16.0
 
 def _view(x, axis):
     """`x` as `(outer, C)` or `(outer, C, inner)`, the layout ATen's BN expects."""
-    view, reduce_axes, _ = _kernel.channel_view(x, axis)
+    view, reduce_axes, _ = kx_ops.channel_view(x, axis)
     return view, reduce_axes
 
 
@@ -61,7 +64,7 @@ def context(x) -> dict:
 @functools.cache
 def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
     """Returns `(train, infer)` callables for one static configuration."""
-    spec = _activations.get(activation)
+    spec = kx_ops.activation_spec(activation)
     torch_out_dtype = getattr(torch, out_dtype)
 
     def normalize(shifted, gamma, beta, offset, variance):
@@ -76,7 +79,7 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
         )
 
     def shift_of(view):
-        # The first element of each channel, as `_kernel.forward_with_residuals`:
+        # The first element of each channel, as `kx_ops.closed_form_forward`:
         # statistics of `x - shift` keep the digits a float32 mean of 1e4 loses.
         first = view[:1] if view.dim() == 2 else view[:1, :, :1]
         return first.reshape(-1)
@@ -141,8 +144,8 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
                 z = spec.inverse(view, negative_slope)
                 safe_gamma = torch.where(
                     gamma < 0.0,
-                    torch.clamp(gamma, max=-_kernel.GAMMA_FLOOR),
-                    torch.clamp(gamma, min=_kernel.GAMMA_FLOOR),
+                    torch.clamp(gamma, max=-kx_ops.GAMMA_FLOOR),
+                    torch.clamp(gamma, min=kx_ops.GAMMA_FLOOR),
                 )
                 xhat = (z - _broadcast(beta, view)) / _broadcast(safe_gamma, view)
                 dx, dgamma, dbeta = torch.ops.aten.native_batch_norm_backward(
@@ -192,7 +195,7 @@ def compiled(axis, epsilon, activation, negative_slope, memory, out_dtype):
         return BatchNormActivationFunction.apply(x, gamma, beta)
 
     infer = functools.partial(
-        _kernel.inference,
+        kx_ops.closed_form_inference,
         axis=axis,
         epsilon=epsilon,
         activation=activation,

@@ -17,7 +17,7 @@ import numpy as np
 
 from kerasx import _checks, _keras_internals
 from kerasx.layers import BatchNormActivation
-from kerasx.ops import _validation
+from kerasx.ops import resolve_activation
 from kerasx.transforms._rewrite import SKIP, RewriteContext, rewrite_model
 
 __all__ = [
@@ -176,18 +176,30 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     Returns:
         A new model of the same kind, uncompiled.
 
+    Raises:
+        ValueError: If `model` is not a `keras.Model`, is an unbuilt
+            Sequential model, or is (or nests) a subclassed model without a
+            functional graph.
+
     Example:
 
     ```python
-    >>> import keras, numpy as np
+    >>> import keras
+    >>> import numpy as np
     >>> from kerasx.transforms import fold_batchnorm
-    >>> model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2D(
-    ...     8, 3, use_bias=False), keras.layers.BatchNormalization(),
-    ...     keras.layers.ReLU()])
+    >>> keras.utils.set_random_seed(0)
+    >>> model = keras.Sequential(
+    ...     [
+    ...         keras.Input((4, 4, 3)),
+    ...         keras.layers.Conv2D(8, 3, use_bias=False),
+    ...         keras.layers.BatchNormalization(),
+    ...         keras.layers.ReLU(),
+    ...     ]
+    ... )
     >>> folded = fold_batchnorm(model)
     >>> [type(layer).__name__ for layer in folded.layers]
     ['Conv2D', 'ReLU']
-    >>> x = np.random.rand(2, 4, 4, 3)
+    >>> x = np.random.default_rng(0).random((2, 4, 4, 3)).astype("float32")
     >>> to_numpy = keras.ops.convert_to_numpy
     >>> bool(np.allclose(to_numpy(folded(x)), to_numpy(model(x)), atol=1e-5))
     True
@@ -219,7 +231,7 @@ def _fused_activation(layer) -> tuple[str, float] | None:
     slope = 0.2
     if type(layer) is keras.layers.Activation:
         # The fused name of Keras' own activation functions, None for others.
-        name, _ = _validation.resolve_activation(layer.activation)
+        name, _ = resolve_activation(layer.activation)
     elif type(layer) is keras.layers.ReLU:
         if layer.threshold != 0.0:
             return None
@@ -268,9 +280,10 @@ def fuse_batchnorm_activation(model: keras.Model) -> keras.Model:
     layer that `kerasx.layers.BatchNormActivation` fuses becomes one
     `BatchNormActivation` with the same configuration and copies of the same
     weights (`gamma`, `beta`, `moving_mean`, `moving_variance`), so
-    `act(gamma * (x - mean) / sqrt(var + epsilon) + beta)` is computed in one
-    kernel, in training (batch statistics, same moving-statistic updates) and
-    in inference. Fused activation layers: `Activation` with relu, relu6,
+    `act(gamma * (x - mean) / sqrt(var + epsilon) + beta)` is computed by one
+    layer, with the kernel `kerasx.ops.KERNEL_TABLE` picks for the call, in
+    training (batch statistics, same moving-statistic updates) and in
+    inference. Fused activation layers: `Activation` with relu, relu6,
     leaky_relu, elu, selu, gelu, silu/swish, sigmoid, tanh, softplus or
     linear; `ReLU` (plain, `max_value=6` as relu6, `negative_slope` as
     leaky_relu; not with a `threshold`); `LeakyReLU`; `ELU` with `alpha=1`.
@@ -286,16 +299,34 @@ def fuse_batchnorm_activation(model: keras.Model) -> keras.Model:
     Returns:
         A new model of the same kind, uncompiled and trainable.
 
+    Raises:
+        ValueError: If `model` is not a `keras.Model`, or is (or nests) a
+            subclassed model without a functional graph.
+
     Example:
 
     ```python
     >>> import keras
+    >>> import numpy as np
     >>> from kerasx.transforms import fuse_batchnorm_activation
-    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4),
-    ...     keras.layers.BatchNormalization(), keras.layers.ReLU()])
+    >>> keras.utils.set_random_seed(0)
+    >>> model = keras.Sequential(
+    ...     [
+    ...         keras.Input((8,)),
+    ...         keras.layers.Dense(4),
+    ...         keras.layers.BatchNormalization(),
+    ...         keras.layers.ReLU(),
+    ...     ]
+    ... )
     >>> fused = fuse_batchnorm_activation(model)
     >>> [type(layer).__name__ for layer in fused.layers]
     ['Dense', 'BatchNormActivation']
+    >>> fused.layers[1].activation, fused.layers[1].name == model.layers[1].name
+    ('relu', True)
+    >>> x = np.random.default_rng(0).random((3, 8)).astype("float32")
+    >>> to_numpy = keras.ops.convert_to_numpy
+    >>> bool(np.allclose(to_numpy(fused(x)), to_numpy(model(x)), atol=1e-5))
+    True
 
     ```
 

@@ -37,7 +37,38 @@ class _Skip:
 
 
 SKIP: Final = _Skip()
-"""Rule result meaning: drop this layer, its output becomes its single input."""
+"""Rule result meaning: drop this layer, its output becomes its single input.
+
+A `rewrite_model` rule returns `SKIP` for a layer to leave it out of the new
+model: every consumer of the layer's output reads the layer's input instead
+(a `Dropout` removed for export, a BatchNorm folded into the layer before it).
+Only a layer called on a single input tensor can be skipped: `rewrite_model`
+raises a `ValueError` naming any other. `SKIP` is a singleton (compare with
+`is`; it pickles and copies to itself) and reads `SKIP` when printed.
+
+Example:
+
+```python
+>>> import keras
+>>> from kerasx.transforms import SKIP, rewrite_model
+>>> model = keras.Sequential(
+...     [
+...         keras.Input((4,)),
+...         keras.layers.Dense(8),
+...         keras.layers.Dropout(0.5),
+...         keras.layers.Dense(2),
+...     ]
+... )
+>>> def drop_dropout(layer, context):
+...     return SKIP if isinstance(layer, keras.layers.Dropout) else None
+>>> export = rewrite_model(model, drop_dropout)
+>>> [type(layer).__name__ for layer in export.layers]
+['Dense', 'Dense']
+>>> SKIP
+SKIP
+
+```
+"""
 
 Rule = Callable[
     [keras.layers.Layer, "RewriteContext"], keras.layers.Layer | _Skip | None
@@ -52,11 +83,46 @@ def _unique(layers: list[keras.layers.Layer]) -> list[keras.layers.Layer]:
 class RewriteContext:
     """How a layer is connected inside the (sub)model being rewritten.
 
-    Connections are those of the model given to the rule, counted over every
-    call site of a shared layer; calls of the same layer in other models are
-    ignored. `InputLayer`s appear as producers; plain `keras.ops` operations
-    recorded in the graph (e.g. the `NotEqual` computing an `Embedding` mask)
-    can appear as producers or consumers too.
+    `rewrite_model` passes one to the rule with each layer: the rule reads who
+    produces the layer's inputs (`producers`), who consumes its outputs
+    (`consumers`, `num_consumer_calls`), how often it is called (`num_calls`:
+    more than 1 for a shared layer) and whether it produces a model output
+    (`is_output`). Connections are those of the model given to the rule,
+    counted over every call site of a shared layer; calls of the same layer in
+    other models are ignored. `InputLayer`s appear as producers; plain
+    `keras.ops` operations recorded in the graph (e.g. the `NotEqual`
+    computing an `Embedding` mask) can appear as producers or consumers too.
+
+    Args:
+        model: The Sequential or Functional `keras.Model` whose connections
+            are read (for a nested model, that submodel); kept as `model`.
+
+    Raises:
+        TypeError: If `model` is neither a Sequential model nor a model with
+            a functional graph (a subclassed model, or not a model at all;
+            `rewrite_model` refuses those with a `ValueError` before it builds
+            a context).
+
+    Example:
+
+    ```python
+    >>> import keras
+    >>> from kerasx.transforms import RewriteContext
+    >>> inputs = keras.Input((4,), name="features")
+    >>> hidden = keras.layers.Dense(3, name="dense")(inputs)
+    >>> model = keras.Model(inputs, keras.layers.ReLU(name="relu")(hidden))
+    >>> context = RewriteContext(model)
+    >>> dense = model.get_layer("dense")
+    >>> [layer.name for layer in context.producers(dense)]
+    ['features']
+    >>> [layer.name for layer in context.consumers(dense)]
+    ['relu']
+    >>> context.num_calls(dense), context.is_output(dense)
+    (1, False)
+    >>> context.is_output(model.get_layer("relu"))
+    True
+
+    ```
     """
 
     def __init__(self, model: keras.Model) -> None:
@@ -137,8 +203,32 @@ def rewrite_model(model: keras.Model, rule: Rule, *, name: str | None = None):
         A new model of the same kind (Sequential in, Sequential out).
 
     Raises:
-        ValueError: If `model`, or a model nested in it, is a subclassed
-            Model without a functional graph, or a rule result is invalid.
+        ValueError: If `model` is not a `keras.Model`, `rule` is not
+            callable, or `name` is neither None nor a non-empty string; if
+            `model`, or a model nested in it, is a subclassed Model without a
+            functional graph; if the rule returns something other than None,
+            a layer or `SKIP`; or if it returns `SKIP` for a layer that is not
+            called on a single input tensor.
+
+    Example:
+
+    ```python
+    >>> import keras
+    >>> from kerasx.transforms import rewrite_model
+    >>> model = keras.Sequential(
+    ...     [keras.Input((4,)), keras.layers.Dense(3), keras.layers.ReLU()]
+    ... )
+    >>> def gelu_for_relu(layer, context):
+    ...     if isinstance(layer, keras.layers.ReLU):
+    ...         return keras.layers.Activation("gelu", name="gelu")
+    ...     return None
+    >>> new = rewrite_model(model, gelu_for_relu, name="gelu_model")
+    >>> new.name, [layer.name for layer in new.layers[1:]]
+    ('gelu_model', ['gelu'])
+    >>> new.layers[0] is model.layers[0]  # kept layers are shared
+    True
+
+    ```
     """
     if not isinstance(model, keras.Model):
         raise ValueError(
