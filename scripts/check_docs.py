@@ -22,7 +22,7 @@ overview, read statically from `src/` with griffe)
   `docs/hooks/source_links.py`) to a file and line of this repository that
   define it;
 - has a docstring without the keras.io sections: `Args:` (`Attributes:` for
-  constants and result objects), `Input shape:` and `Output shape:` for
+  result objects; constants need neither), `Input shape:` and `Output shape:` for
   layers, `Returns:` for functions, `Raises:` for functions and classes, and an
   `Example:` with a `>>>` example;
 
@@ -443,13 +443,11 @@ def public_objects(
 
 
 # Documented by their `Attributes:` (they take no arguments a user passes):
-# constants, dataclasses, named tuples, and these classes kerasx builds itself.
+# dataclasses, named tuples, and these classes kerasx builds itself.
 ATTRIBUTE_DOCUMENTED = frozenset(
     {
         "kerasx.lr_finder.LRFinderResult",
         "kerasx.transfer.FineTuneResult",
-        "kerasx.transforms.RewriteContext",
-        "kerasx.transforms.SKIP",
         "kerasx.uncertainty.MCResult",
     }
 )
@@ -467,8 +465,9 @@ DOCSTRING_OPTIONS = {
 def missing_sections(public: str, obj) -> list[str]:
     """The keras.io sections that the docstring of `obj` (a griffe object) lacks.
 
-    - `Args:`, or `Attributes:` for constants, dataclasses, named tuples and
-      `ATTRIBUTE_DOCUMENTED` (functions without parameters need neither);
+    - `Args:`, or `Attributes:` for dataclasses, named tuples and
+      `ATTRIBUTE_DOCUMENTED` (functions without parameters and constants,
+      such as `SKIP`, need neither);
     - layers (subclasses of `keras.layers.Layer`): `Input shape:` and
       `Output shape:`;
     - functions: `Returns:`, unless annotated `-> None`;
@@ -500,7 +499,9 @@ def missing_sections(public: str, obj) -> list[str]:
         if section.kind is Kind.admonition
     }
     missing = []
-    if kind == "attribute" or _is_record(public, target):
+    if kind == "attribute":
+        pass  # a constant: its prose and its example say what it is
+    elif _is_record(public, target):
         if Kind.attributes not in kinds:
             missing.append("Attributes")
     elif (kind == "class" or _has_parameters(target)) and Kind.parameters not in kinds:

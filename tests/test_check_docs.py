@@ -566,7 +566,6 @@ SECTION_CASES = [
         "Noisier: `Raises:`",
     ),
     ("    Attributes:\n        value:", "    Raises:", "Result: `Attributes:`"),
-    ("Attributes:\n    LIMIT: The number 3.", "Example:", "LIMIT: `Attributes:`"),
 ]
 
 

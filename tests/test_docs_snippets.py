@@ -1,9 +1,10 @@
 """Runs the python blocks of every docs page (scripts/run_docs_snippets.py).
 
 Each page's blocks run in order in a process of their own (forked from a
-zygote that has imported keras and kerasx) on the current KERAS_BACKEND, in quick mode (KERASX_DOCS_QUICK=1: 512 training images, at
-most 2 epochs). Pages run two at a time (KERASX_DOCS_WORKERS), so the whole
-docs-test costs about the slowest pages' time, not their sum.
+zygote that has imported keras and kerasx) on the current KERAS_BACKEND, in
+quick mode (KERASX_DOCS_QUICK=1: 512 training images, at most 2 epochs).
+Pages run two at a time (KERASX_DOCS_WORKERS), so the whole docs-test costs
+about the slowest pages' time, not their sum.
 """
 
 from __future__ import annotations

@@ -508,8 +508,8 @@ def suggest(
     Raises:
         ValueError: If `rates` or `smoothed_losses` is not a 1-D sequence of
             floats, or they differ in length; if a rate is not finite and
-            > 0; if `num_steps` or `skip_start` is not None or an integer
-            >= 0; if `skip_end` is not an integer >= 0.
+            positive; if `num_steps` or `skip_start` is not None or an
+            integer >= 0; if `skip_end` is not an integer >= 0.
 
     Example:
 
@@ -647,8 +647,8 @@ class LRFinderResult:
             beta: fastai's name for `smoothing`; give one of the two, or both
                 with the same value.
             num_steps: Requested length of the sweep; defaults to `len(rates)`.
-            skip_start: Points the suggestions skip at the start, an integer
-                >= 0, or None for fastai's `num_steps // 10`.
+            skip_start: Points the suggestions skip at the start, a
+                non-negative integer, or None for fastai's `num_steps // 10`.
             skip_end: Points the suggestions skip at the end, an integer >= 0
                 (fastai: 5).
             stop_reason: Why the sweep ended.
@@ -978,8 +978,8 @@ def find_learning_rate(
             is not None or a float in [0, 1), or both are given with
             different values; if `skip_start` is not None or an integer >= 0,
             or `skip_end` not an integer >= 0; if `divergence_threshold` is
-            not a float > 1; if `epochs` or `batch_size` is not an integer
-            >= 1; if `num_steps` is not None or an integer >= 2; if `shuffle`
+            not a float > 1; if `epochs` or `batch_size` is not a positive
+            integer; if `num_steps` is not None or an integer >= 2; if `shuffle`
             is not a bool; if `callbacks` is not a sequence of
             `keras.callbacks.Callback` instances; if `x` is None. For array
             inputs: if `y` or `sample_weight` is not arrays too, `y` is None

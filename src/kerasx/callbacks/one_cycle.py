@@ -138,8 +138,8 @@ class OneCycleScheduler(keras.callbacks.Callback):
             `start_rate` or `last_rate` is not a float in (0, max_rate] that
             is a positive normal float32 (or, left to its default, the
             default is not one); if `last_iterations` is not None or an
-            integer in [1, iterations]; if `start_step` is not an integer
-            >= 0, or not 0 with `iterations=None`; if `cycle_momentum` is not
+            integer in [1, iterations]; if `start_step` is not a non-negative
+            integer, or not 0 with `iterations=None`; if `cycle_momentum` is not
             a bool; if `base_momentum` is not a float in [0, 1), or
             `max_momentum` not a float in [base_momentum, 1). When training
             begins: if the optimizer's learning rate is a schedule or a

@@ -981,8 +981,8 @@ def batch_norm_activation(
             `"leaky_relu"`, `"elu"`, `"selu"`, `"gelu"` (exact erf),
             `"silu"`/`"swish"`, `"sigmoid"`, `"tanh"`, `"softplus"`,
             `"linear"`) or the matching `keras.activations` function.
-        negative_slope: Slope of `leaky_relu` for negative inputs, a float
-            >= 0 (> 0 with `memory="invert"`).
+        negative_slope: Slope of `leaky_relu` for negative inputs, a
+            non-negative float (positive with `memory="invert"`).
         memory: `"recompute"` saves `x` for the backward pass;
             `"invert"` saves only `y` and inverts the activation (only
             `"leaky_relu"`, `"elu"` and `"linear"`).
@@ -1110,8 +1110,8 @@ def batch_norm_activation_inference(
         epsilon: Positive float added to the variance.
         activation: Name of a fused activation (see `batch_norm_activation`)
             or the matching `keras.activations` function.
-        negative_slope: Slope of `leaky_relu` for negative inputs, a float
-            >= 0.
+        negative_slope: Slope of `leaky_relu` for negative inputs, a
+            non-negative float.
         output_dtype: Floating dtype of the result; defaults to `x.dtype`.
 
     Returns:
