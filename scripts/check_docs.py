@@ -653,6 +653,139 @@ def unrun_python_blocks(docs_dir: Path) -> list[str]:
     return problems
 
 
+_FIGURE = re.compile(
+    r"(?<![\w.\-])(\d+(?:\.\d+)?)(?:\s?(×|x(?!\w)|%|ms\b|µs\b|s\b))?(?!\d|\.\d)"
+)
+_ALLOWED = re.compile(r"<!--\s*results-(?:settings|unsourced):(.*?)-->", re.DOTALL)
+_MD_LINK = re.compile(r"\]\(([^)\s#]+\.md)(?:#[^)]*)?\)")
+_SCALE = {"%": 100.0, "ms": 1e3, "µs": 1e6}
+
+
+def _results_hook():
+    """`docs/hooks/results.py`, imported by path (it is no package)."""
+    import importlib.util
+
+    name = "kerasx_docs_results_hook"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parent.parent / "docs" / "hooks" / "results.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _prose_figures(markdown: str, split_code) -> list[tuple[str, str, str]]:
+    """`(number, unit, paragraph)` of each figure written in prose or tables:
+    a number with a decimal point, or one followed by `×`/`x`, `%`, `s`, `ms`."""
+    prose = "".join(text for code, text in split_code(markdown) if not code)
+    prose = re.sub(r"<!--.*?-->", "", prose, flags=re.DOTALL)
+    prose = re.sub(r"(`+).+?\1", "", prose, flags=re.DOTALL)
+    figures = []
+    for paragraph in re.split(r"\n[ \t]*\n", prose):
+        text = re.sub(r"\]\([^)]*\)", "]", paragraph)  # link targets hold no figures
+        for match in _FIGURE.finditer(text):
+            number, unit = match.group(1), (match.group(2) or "").replace("x", "×")
+            if "." in number or unit:
+                figures.append((number, unit, paragraph))
+    return figures
+
+
+def _numbers(data) -> Iterable[float]:
+    if isinstance(data, dict):
+        data = list(data.values())
+    if isinstance(data, list):
+        for value in data:
+            yield from _numbers(value)
+    elif isinstance(data, (int, float)) and not isinstance(data, bool):
+        yield float(data)
+
+
+def _held(number: str, unit: str, rendered: set[str], values: list[float]) -> bool:
+    """Whether a marker rendered `number`, or a value rounds to it."""
+    if number in rendered:
+        return True
+    decimals = len(number.partition(".")[2])
+    scale = _SCALE.get(unit, 1.0)
+    return any(f"{value * scale:.{decimals}f}" == number for value in values)
+
+
+def unsourced_figures(docs_dir: Path) -> list[str]:
+    """Figures that pages with results markers state without a results file.
+
+    A page with a `<!-- result: -->` or `<!-- results-table: -->` marker
+    (`docs/hooks/results.py`) takes its numbers from the results files it
+    names: every ratio (`1.23×`, `4x`), percentage, decimal (`0.8755`) or timing
+    (`4.3 s`, `12 ms`) written literally in its prose or tables (code blocks,
+    inline code and `<!-- -->` comments are skipped) has to be a text that a
+    marker of the page renders, or a value of one of its results files at the
+    literal's rounding (times 100 for a percentage, 1 000 for milliseconds).
+    Settings (a dropout rate, a threshold) and measured figures that no results
+    file holds yet are listed on the page, comma-separated, in
+    `<!-- results-settings: ... -->` and `<!-- results-unsourced: ... -->` (an
+    optional note in parentheses may end the list).
+
+    Across pages: two markers of the same key and format render the same text
+    on every page (they read the same file), so pages disagree only where one
+    copies a figure of another. A paragraph of any page that links to a page
+    with markers must not state a figure that is neither rendered on the linked
+    page nor held by its results files (nor by the citing page's own files).
+
+    Pages without markers are not checked yet, except where they cite a page
+    with markers: converting them needs their results files first.
+    """
+    import json
+
+    hook = _results_hook()
+    problems: list[str] = []
+    pages: dict[str, tuple[str, list[str], set[str], list[float]]] = {}
+    for path in sorted(docs_dir.rglob("*.md")):
+        rel = path.relative_to(docs_dir).as_posix()
+        markdown = path.read_text(encoding="utf-8")
+        files = hook.referenced_files(markdown, docs_dir)
+        rendered: set[str] = set()
+        values: list[float] = []
+        if files:
+            try:
+                rendered = {r.text for r in hook.render(markdown, docs_dir)[1]}
+                for file in files:
+                    data = json.loads((docs_dir / file).read_text(encoding="utf-8"))
+                    values += _numbers(data)
+            except (ValueError, OSError) as error:
+                problems.append(f"{rel}: results marker: {error}")
+                continue
+        pages[rel] = (markdown, files, rendered, values)
+    for rel, (markdown, files, rendered, values) in pages.items():
+        allowed = {
+            re.sub(r"\s+", "", item).replace("x", "×")
+            for items in _ALLOWED.findall(markdown)
+            for item in re.sub(r"\(.*\)\s*$", "", items, flags=re.DOTALL).split(",")
+            if item.strip()
+        }
+        for number, unit, paragraph in _prose_figures(markdown, hook.split_code):
+            figure = number + ("" if unit in ("", "×", "%") else " ") + unit
+            own = bool(files) and _held(number, unit, rendered, values)
+            if files and not own and number + unit not in allowed:
+                problems.append(
+                    f"{rel}: '{figure}' is in no results file the page names "
+                    f"({', '.join(files)}): render it with a <!-- result: --> "
+                    "marker, or list it in <!-- results-settings: --> or "
+                    "<!-- results-unsourced: -->"
+                )
+                continue
+            for link in dict.fromkeys(_MD_LINK.findall(paragraph)):
+                cited = posixpath.normpath(posixpath.join(posixpath.dirname(rel), link))
+                if cited == rel or not pages.get(cited, ("", []))[1]:
+                    continue
+                _, _, cited_rendered, cited_values = pages[cited]
+                if not (own or _held(number, unit, cited_rendered, cited_values)):
+                    problems.append(
+                        f"{rel}: '{figure}' in a paragraph citing {cited}: that "
+                        "page neither renders it nor do its results files hold it"
+                    )
+    return problems
+
+
 def source_prefix(repo_root: Path) -> str:
     """`<repo_url>/blob/v<version>/`: where the `[source]` links point.
 
@@ -756,6 +889,7 @@ def main(argv: list[str] | None = None) -> int:
         check_site(args.site_dir, names, repo_root, source_prefix(repo_root))
         + section_problems(objects)
         + unrun_python_blocks(args.docs)
+        + unsourced_figures(args.docs)
     )
     for problem in problems:
         print(problem)

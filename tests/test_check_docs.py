@@ -877,3 +877,59 @@ def test_a_page_past_its_timeout_is_killed_and_reported(tmp_path):
     assert time.perf_counter() - start < 30
     assert result.status == "failed"
     assert "timed out after 2 s" in result.error
+
+
+# --- Figures from results files (docs/hooks/results.py, unsourced_figures) ---
+
+_RESULTS = '{"ece": 0.0437, "speedup": 1.2345, "rows": [{"name": "a", "t": 0.5}]}'
+_MARKED_PAGE = (
+    "<!-- results-table: res/run.json#rows\n| name | t |\n| {name} | {t:.2f} |\n-->\n\n"
+    "ECE <!-- result: #ece:.3f -->, {figure} faster.\n\n"
+    "```text\n0.999 in a code block is no figure\n```\n"
+)
+
+
+def _results_docs(tmp_path, figure, other=None):
+    docs = tmp_path / "docs"
+    (docs / "res").mkdir(parents=True)
+    (docs / "res" / "run.json").write_text(_RESULTS)
+    (docs / "page.md").write_text(_MARKED_PAGE.replace("{figure}", figure))
+    if other is not None:
+        (docs / "other.md").write_text(other)
+    return docs
+
+
+def test_the_results_hook_renders_tables_and_figures(tmp_path):
+    docs = _results_docs(tmp_path, "1.23×")
+    hook = check_docs._results_hook()
+    text, rendered = hook.render((docs / "page.md").read_text(), docs)
+    assert text.startswith(
+        "| name | t |\n|---|---|\n| a | 0.50 |\n\nECE 0.044, 1.23× faster."
+    )
+    assert "0.999 in a code block" in text
+    assert [r.text for r in rendered] == ["a", "0.50", "0.044"]
+    assert hook.evaluate("(speedup - 1) * 100", {"speedup": 1.25}) == 25.0
+
+
+def test_an_unsourced_figure_on_a_page_with_markers_fails(tmp_path):
+    # 1.23 is speedup 1.2345 at the literal's two decimals: sourced.
+    assert check_docs.unsourced_figures(_results_docs(tmp_path / "a", "1.23×")) == []
+    (problem,) = check_docs.unsourced_figures(_results_docs(tmp_path / "b", "1.24×"))
+    assert problem.startswith("page.md: '1.24×' is in no results file the page names")
+    # Listed as unsourced, it passes; a page without markers is not checked.
+    listed = _results_docs(tmp_path / "c", "1.24× <!-- results-unsourced: 1.24x -->")
+    assert check_docs.unsourced_figures(listed) == []
+    plain = _results_docs(tmp_path / "d", "1.23×", other="It is 9.87× faster.\n")
+    assert check_docs.unsourced_figures(plain) == []
+
+
+def test_a_page_contradicting_a_page_with_markers_fails(tmp_path):
+    clean = "The [run](page.md) has ECE 0.044 and 4.37 %.\n"
+    docs = _results_docs(tmp_path / "a", "1.23×", other=clean)
+    assert check_docs.unsourced_figures(docs) == []
+    planted = "The [run](page.md#results) has ECE 0.045.\n"
+    docs = _results_docs(tmp_path / "b", "1.23×", other=planted)
+    assert check_docs.unsourced_figures(docs) == [
+        "other.md: '0.045' in a paragraph citing page.md: that page neither "
+        "renders it nor do its results files hold it"
+    ]
