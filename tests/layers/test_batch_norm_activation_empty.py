@@ -98,8 +98,8 @@ def test_empty_batch_in_mixed_precision_keeps_the_compute_dtype():
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_empty_batch_in_tensorflow_graphs(shape, jit_compile):
-    # Without XLA: the composed ops (2-D) and FusedBatchNormV3 (4-D); with
-    # XLA: the composed ops (2-D) and the compiled kernel (4-D). The batch
+    # Without XLA: the plain-op closed form (2-D) and FusedBatchNormV3 (4-D);
+    # with XLA: the composed ops (2-D) and the compiled kernel (4-D). The batch
     # size is unknown while tracing, as in `fit`.
     import tensorflow as tf
 
@@ -116,7 +116,7 @@ def test_empty_batch_in_tensorflow_graphs(shape, jit_compile):
         y = step(x)
     # The paths the comment above names, by (rank, jit_compile).
     claimed = {
-        (2, False): "composed",
+        (2, False): "graph",
         (4, False): "fused_batch_norm",
         (2, True): "composed",
         (4, True): "compiled",

@@ -24,6 +24,7 @@ import pytest
 from keras import ops
 
 from kerasx.ops import (
+    OUTPUT_GRADIENT_ACTIVATIONS,
     _use_kernel,
     batch_norm_activation,
     batch_norm_activation_inference,
@@ -218,3 +219,53 @@ def test_ops_reject_callables_and_integer_inputs():
         batch_norm_activation(np.ones((2, 2), "int32"), ones, ones)
     with pytest.raises(ValueError, match="Received: axis=2"):
         batch_norm_activation(np.ones((2, 2), "float32"), ones, ones, axis=2)
+
+
+@pytest.mark.backend("tensorflow")
+@pytest.mark.parametrize("activation", sorted(OUTPUT_GRADIENT_ACTIVATIONS))
+def test_graph_kernel_matches_float64_forward_and_finite_differences(rng, activation):
+    """The plain-op closed form (`graph`), forced, eagerly.
+
+    Control: the references at epsilon 1e-2 fall outside the tolerance, so a
+    kernel with a wrong epsilon (or a wrong activation gradient) fails here.
+    """
+    x, gamma, beta, dy = _inputs(rng, (32, 5))
+    with _use_kernel("graph") as chosen:
+        y, mean, variance = batch_norm_activation(
+            x, gamma, beta, activation=activation, differentiable_statistics=False
+        )
+        grads = _fused_grads(
+            x, gamma, beta, dy, activation=activation, differentiable_statistics=False
+        )
+    assert set(chosen) == {"graph"}
+    y_ref, mean_ref, var_ref = ref.forward(x, gamma, beta, activation=activation)
+    planted = ref.forward(x, gamma, beta, activation=activation, epsilon=1e-2)[0]
+    ref.assert_close_and_sharp(y, y_ref, planted, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(mean), mean_ref, rtol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(variance), var_ref, rtol=1e-5)
+    expected = ref.finite_difference_grads(x, gamma, beta, dy, activation=activation)
+    planted = ref.finite_difference_grads(
+        x, gamma, beta, dy, activation=activation, epsilon=1e-2
+    )
+    _assert_grads_close(grads, expected, planted)
+
+
+@pytest.mark.backend("tensorflow")
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"activation": "gelu"}, "no gradient from the output"),
+        ({"x_shape": (4, 3, 5)}, "not 2-D"),
+        ({"differentiable_statistics": True}, "statistics need gradients"),
+        ({"dtype": "bfloat16"}, "not float32"),
+    ],
+)
+def test_graph_kernel_refuses_what_it_cannot_compute(rng, change, why):
+    shape = change.get("x_shape", (8, 5))
+    x = rng.normal(size=shape).astype(change.get("dtype", "float32"))
+    kwargs = dict(
+        activation=change.get("activation", "relu"),
+        differentiable_statistics=change.get("differentiable_statistics", False),
+    )
+    with _use_kernel("graph"), pytest.raises(ValueError, match="path='graph'"):
+        batch_norm_activation(x, np.ones(5), np.zeros(5), **kwargs)

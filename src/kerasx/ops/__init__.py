@@ -627,7 +627,21 @@ def composed_batch_norm_activation(
 _COMPILED_BACKENDS = {"tensorflow": "_tensorflow", "jax": "_jax", "torch": "_torch"}
 
 #: The training kernels (`path` in `KERNEL_TABLE`).
-PATHS = ("compiled", "fused_batch_norm", "composed", "keras_ops")
+PATHS = ("compiled", "fused_batch_norm", "graph", "composed", "keras_ops")
+
+#: Activations whose derivative TensorFlow computes from the output alone
+#: (`ReluGrad`, `EluGrad`, `SigmoidGrad`, ...): the `graph` kernel saves only
+#: `y` for them, so its backward needs no extra pass over the input.
+OUTPUT_GRADIENT_ACTIVATIONS = (
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "sigmoid",
+    "tanh",
+    "linear",
+)
 
 #: `FusedBatchNormV3` raises smaller epsilons to this value (cuDNN's floor), so
 #: a smaller one would silently change the result.
@@ -659,6 +673,7 @@ class Call:
     xla: bool
     eager: bool
     gpu: bool
+    activation: str
 
     @property
     def dense(self) -> bool:
@@ -766,6 +781,19 @@ KERNEL_TABLE: tuple[Case, ...] = (
     ),
     Case(
         "tensorflow",
+        "fusable 2-D below that (or of unknown batch size), graph without XLA, "
+        "an activation differentiated from its output",
+        lambda call: (
+            call.fusable
+            and not call.eager
+            and call.activation in OUTPUT_GRADIENT_ACTIVATIONS
+        ),
+        "graph",
+        "train step of the 20 x Dense(100) + BN + ELU MLP, default fit, batch "
+        "256: 1.11x (32 % of BN's cost removed); 113 -> 68 graph ops per BN layer",
+    ),
+    Case(
+        "tensorflow",
         "fusable 2-D below that (or of unknown batch size), graph without XLA",
         lambda call: call.fusable and not call.eager,
         "composed",
@@ -827,7 +855,7 @@ def _backend_module():
 
 
 def _describe(
-    x, *, axis, epsilon, output_dtype, memory, differentiable_statistics
+    x, *, axis, epsilon, output_dtype, memory, differentiable_statistics, activation
 ) -> Call:
     """The `Call` `KERNEL_TABLE` decides on for `x` (`axis` non-negative)."""
     module = _backend_module()
@@ -845,6 +873,7 @@ def _describe(
         xla=context.get("xla", False),
         eager=context.get("eager", True),
         gpu=context.get("gpu", False),
+        activation=activation,
     )
 
 
@@ -899,6 +928,15 @@ def _use_kernel(path: str | None = None) -> Iterator[list[str]]:
 def _can_run(path: str, call: Call) -> bool:
     if path == "fused_batch_norm":
         return call.fusable
+    if path == "graph":
+        return (
+            call.backend == "tensorflow"
+            and call.dense
+            and call.dtype == call.out_dtype == "float32"
+            and call.memory == "recompute"
+            and not call.differentiable_statistics
+            and call.activation in OUTPUT_GRADIENT_ACTIVATIONS
+        )
     if path == "composed":
         return call.memory == "recompute"
     return (path == "keras_ops") == (call.backend == "other")
@@ -1048,8 +1086,18 @@ def batch_norm_activation(
             output_dtype=out_dtype,
             memory=memory,
             differentiable_statistics=differentiable_statistics,
+            activation=name,
         )
     )
+    if choice == "graph":
+        return _backend_module().graph_batch_norm_activation(
+            x,
+            gamma,
+            beta,
+            epsilon=float(epsilon),
+            activation=name,
+            negative_slope=float(negative_slope),
+        )
     if choice == "fused_batch_norm":
         return _backend_module().fused_batch_norm_activation(
             x,

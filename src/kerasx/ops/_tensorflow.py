@@ -7,6 +7,9 @@
   its cluster), and `closed_form_inference` as a third one;
 * `fused_batch_norm_activation`: `FusedBatchNormV3` in training mode, then the
   activation;
+* `graph_batch_norm_activation`: the closed form in plain TensorFlow ops (no
+  XLA) for 2-D float32 inputs, with the activation's derivative taken from the
+  output by TensorFlow's own gradient ops;
 * `cross_replica_moments`: the batch statistics of `synchronized=True` under a
   `tf.distribute` strategy, in two centred passes;
 * `context`: what `kerasx.ops.KERNEL_TABLE` reads about the graph being built.
@@ -119,6 +122,71 @@ def fused_batch_norm_activation(x, gamma, beta, *, epsilon, activation, negative
     count = tf.cast(tf.size(x) // channels, tf.float32)
     variance = bessel_variance * (tf.maximum(count - 1.0, 1.0) / count)
     y = tf.reshape(spec.forward(z, negative_slope), shape)
+    return y, tf.stop_gradient(mean), tf.stop_gradient(variance)
+
+
+# The activation's gradient from its output `y`: TensorFlow's registered
+# gradient kernels, each one pass over the tensor. `features=y` is exact for
+# ReLU, ReLU6 and leaky ReLU: `y > 0` exactly where the input is (and `y` is in
+# (0, 6) exactly where the input is, for ReLU6).
+_OUTPUT_GRADIENTS = {
+    "relu": lambda dy, y, slope: tf.raw_ops.ReluGrad(gradients=dy, features=y),
+    "relu6": lambda dy, y, slope: tf.raw_ops.Relu6Grad(gradients=dy, features=y),
+    "leaky_relu": lambda dy, y, slope: tf.raw_ops.LeakyReluGrad(
+        gradients=dy, features=y, alpha=slope
+    ),
+    "elu": lambda dy, y, slope: tf.raw_ops.EluGrad(gradients=dy, outputs=y),
+    "selu": lambda dy, y, slope: tf.raw_ops.SeluGrad(gradients=dy, outputs=y),
+    "sigmoid": lambda dy, y, slope: tf.raw_ops.SigmoidGrad(y=y, dy=dy),
+    "tanh": lambda dy, y, slope: tf.raw_ops.TanhGrad(y=y, dy=dy),
+    "linear": lambda dy, y, slope: dy,
+}
+
+
+def graph_batch_norm_activation(x, gamma, beta, *, epsilon, activation, negative_slope):
+    """BatchNorm + activation of a 2-D float32 `(N, C)` input in plain TF ops.
+
+    For a graph without XLA (the default `fit` on a CPU), where each op is a
+    kernel launch and each full-tensor pass costs: forward in 10 ops (two
+    centred passes for the statistics, as Keras, then one scale/shift and the
+    activation), backward in 10 (the activation's gradient from `y`, two
+    sums, one expression for `dx`):
+
+        g = act'(y) * dy;  dbeta = sum(g);  dgamma = sum(g * xhat)
+        dx = (g - (xhat * dgamma + dbeta) / N) * gamma / sqrt(var + eps)
+
+    The statistics leave the function by closure, not as outputs, so the tape
+    adds no zero cotangents for them; they carry no gradient. Returns
+    `(y, mean, variance)` with the biased batch variance.
+    """
+    output_gradient = _OUTPUT_GRADIENTS[activation]
+    forward = kx_ops.activation_spec(activation).forward
+    statistics = []
+
+    @tf.custom_gradient
+    def train(x, gamma, beta):
+        mean = tf.reduce_mean(x, 0)
+        centred = x - mean
+        variance = tf.reduce_mean(tf.square(centred), 0)
+        inv_std = tf.math.rsqrt(variance + epsilon)
+        normalized = centred * inv_std
+        y = forward(normalized * gamma + beta, negative_slope)
+        statistics.extend((mean, variance))
+
+        def grad(dy):
+            g = output_gradient(dy, y, negative_slope)
+            dbeta = tf.reduce_sum(g, 0)
+            dgamma = tf.reduce_sum(g * normalized, 0)
+            count = x.shape[0]
+            if count is None:  # a batch size known only when the step runs
+                count = tf.cast(tf.shape(x)[0], x.dtype)
+            dx = (g - (normalized * dgamma + dbeta) / count) * (gamma * inv_std)
+            return dx, dgamma, dbeta
+
+        return y, grad
+
+    y = train(*map(_read, (x, gamma, beta)))
+    mean, variance = statistics
     return y, tf.stop_gradient(mean), tf.stop_gradient(variance)
 
 
