@@ -790,7 +790,7 @@ KERNEL_TABLE: tuple[Case, ...] = (
         ),
         "graph",
         "train step of the 20 x Dense(100) + BN + ELU MLP, default fit, batch "
-        "256: 1.11x (32 % of BN's cost removed); 113 -> 68 graph ops per BN layer",
+        "256: 1.08-1.11x (20-32 % of BN's cost removed); 113 -> 68 graph ops per BN",
     ),
     Case(
         "tensorflow",
