@@ -18,6 +18,7 @@ import importlib
 import inspect
 import io
 import pkgutil
+import sys
 import types
 
 import keras
@@ -100,6 +101,10 @@ def test_backend_modules_are_skipped_on_other_backends():
 @pytest.mark.parametrize("name", _module_params())
 def test_docstring_examples(name, seed):
     module = importlib.import_module(name)
+    if "matplotlib.pyplot" in sys.modules:
+        # A fresh interpreter has no open figures: an example that draws on the
+        # current axes must not find another test's.
+        sys.modules["matplotlib.pyplot"].close("all")
     result, report = run_examples(module)
     assert result.failed == 0, (
         f"{result.failed} of {result.attempted} docstring example(s) failed in "

@@ -39,11 +39,15 @@ def test_profile_train_step_tiny_counts_bn_ops(run_benchmark):
         )
         per_type = row[f"{name}_op_types_per_bn"]
         assert per_type and all(n > 0 for n in per_type.values())
-    # The table's choice for a small 2-D input is Keras' own composition (both
-    # in a TF graph without XLA and under jax.jit on a CPU): the same step, op
-    # for op, as plain Keras BatchNormalization + Activation.
-    assert row["fused_kernel"] == ["composed"]
-    assert row[f"fused_{count}"] == row[f"plain_{count}"]
+    # The table's choice for a small 2-D input: in a TF graph without XLA the
+    # plain-op closed form, fewer ops than Keras; under jax.jit on a CPU Keras'
+    # own composition, the same step kernel for kernel as plain Keras.
+    if backend == "tensorflow":
+        assert row["fused_kernel"] == ["graph"]
+        assert row[f"fused_{count}"] < row[f"plain_{count}"]
+    else:
+        assert row["fused_kernel"] == ["composed"]
+        assert row[f"fused_{count}"] == row[f"plain_{count}"]
     assert row["fused_compiled_kernel"] == ["compiled"]
     if backend == "tensorflow":
         assert row["fused_fused_batch_norm_kernel"] == ["fused_batch_norm"]
