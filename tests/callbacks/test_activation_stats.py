@@ -79,8 +79,11 @@ def test_statistics_equal_numpy_on_the_intermediate_outputs():
     for name in stats.layer_names:
         probe = keras.Model(model.input, model.get_layer(name).output)
         a = np.asarray(keras.ops.convert_to_numpy(probe(x, training=False)), "f8")
-        assert logs[f"act_mean/{name}"] == pytest.approx(a.mean(), rel=1e-12, abs=1e-15)
-        assert logs[f"act_std/{name}"] == pytest.approx(a.std(), rel=1e-12)
+        # The probe model is another compiled program than the callback's, so
+        # its float32 outputs may differ in the last bit (XLA fuses each its
+        # own way): a few float32 ulps, far below what a wrong layer would give.
+        assert logs[f"act_mean/{name}"] == pytest.approx(a.mean(), rel=1e-6, abs=1e-7)
+        assert logs[f"act_std/{name}"] == pytest.approx(a.std(), rel=1e-6)
         assert logs[f"act_near_zero/{name}"] == np.mean(np.abs(a) <= 0.05)
         expected, _ = np.histogram(np.abs(a), bins=12, range=(0.0, 3.0))
         np.testing.assert_array_equal(stats.histograms[name][0], expected)
