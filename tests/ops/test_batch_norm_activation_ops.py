@@ -269,3 +269,12 @@ def test_graph_kernel_refuses_what_it_cannot_compute(rng, change, why):
     )
     with _use_kernel("graph"), pytest.raises(ValueError, match="path='graph'"):
         batch_norm_activation(x, np.ones(5), np.zeros(5), **kwargs)
+
+
+@pytest.mark.backend("tensorflow")
+def test_graph_kernel_has_an_output_gradient_for_each_listed_activation():
+    """`KERNEL_TABLE` routes `OUTPUT_GRADIENT_ACTIVATIONS` to the kernel whose
+    `_OUTPUT_GRADIENTS` must cover them: the two lists live in two files."""
+    from kerasx.ops import _tensorflow
+
+    assert set(_tensorflow._OUTPUT_GRADIENTS) == set(OUTPUT_GRADIENT_ACTIVATIONS)
