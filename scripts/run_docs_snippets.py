@@ -430,6 +430,11 @@ class _Zygote:
             if time.monotonic() > deadline:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+                # Wait for the reaper's exit_status so that it is not written
+                # while the caller removes the directory.
+                settle = time.monotonic() + 10
+                while not done.exists() and time.monotonic() < settle:
+                    time.sleep(0.05)
                 return True, f"timed out after {timeout:.0f} s"
             time.sleep(0.05)
         stderr = Path(work) / "stderr.txt"
@@ -482,9 +487,11 @@ def _serve_zygote() -> int:
             if pid == 0:
                 return
             work = works.pop(pid, None)
+            # Only the reaper writes `exit_status`, once the child has ended,
+            # so nothing writes into the directory after the client saw it.
             # A timed-out page's directory may be gone already.
             with contextlib.suppress(OSError):
-                if work is not None and not (work / "exit_status").exists():
+                if work is not None:
                     _write_status(work, os.waitstatus_to_exitcode(status))
 
     signal.signal(signal.SIGCHLD, reap)
@@ -514,8 +521,7 @@ def _serve_zygote() -> int:
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
-                _write_status(work, status)
-                os._exit(status)
+                os._exit(status)  # the zygote's reaper writes exit_status
         works[pid] = work
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         print(pid, flush=True)
