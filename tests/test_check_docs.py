@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -909,6 +910,23 @@ def test_the_results_hook_renders_tables_and_figures(tmp_path):
     assert "0.999 in a code block" in text
     assert [r.text for r in rendered] == ["a", "0.50", "0.044"]
     assert hook.evaluate("(speedup - 1) * 100", {"speedup": 1.25}) == 25.0
+
+
+def test_a_results_table_joins_the_rows_of_several_files(tmp_path):
+    for name, backend, ms in (("a", "tensorflow", 1.5), ("b", "jax", 2.25)):
+        data = {"backend": backend, "results": [{"ms": ms}, {"ms": ms * 2}]}
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    page = (
+        "<!-- results-table: a.json#results + b.json#results\n"
+        "| backend | ms |\n| {@file.backend} | {ms:.2f} |\n-->\n"
+    )
+    hook = check_docs._results_hook()
+    text, _ = hook.render(page, tmp_path)
+    assert text == (
+        "| backend | ms |\n|---|---|\n| tensorflow | 1.50 |\n| tensorflow | 3.00 |"
+        "\n| jax | 2.25 |\n| jax | 4.50 |\n"
+    )
+    assert hook.referenced_files(page, tmp_path) == ["a.json", "b.json"]
 
 
 def test_an_unsourced_figure_on_a_page_with_markers_fails(tmp_path):

@@ -25,7 +25,10 @@ A table:
     names: predict=predict, mc_dropout=MC dropout
     -->
 
-`PATH#KEY` selects the rows (`KEY` may be empty: the whole file). The first
+`PATH#KEY` selects the rows (`KEY` may be empty: the whole file); several
+joined by ` + ` (`a.json#results + b.json#results`) give one table with the
+rows of each in turn, where `{@file.backend}` reads a key of the row's own
+file rather than of the row. The first
 line of the body is the header row, the next ones are template rows whose cells
 hold text and `{EXPR[:FORMAT]}` placeholders, with key paths relative to `KEY`:
 
@@ -56,7 +59,7 @@ from typing import NamedTuple
 
 MARKER = re.compile(r"<!--\s*(results-table|result):(.*?)-->", re.DOTALL)
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
-_PATH = re.compile(r"(?<![\w.])(?:@key|[A-Za-z_]\w*(?:\.\w+)*)")
+_PATH = re.compile(r"(?<![\w.])(?:@key|@file(?:\.\w+)+|[A-Za-z_]\w*(?:\.\w+)*)")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _OPERATORS = {
     ast.Add: operator.add,
@@ -112,14 +115,23 @@ def lookup(data, path: str):
     return value
 
 
-def evaluate(expr: str, data, key=None):
-    """The value of `expr`: a key path of `data`, or arithmetic on key paths."""
+def evaluate(expr: str, data, key=None, file=None):
+    """The value of `expr`: a key path of `data`, or arithmetic on key paths.
+
+    `@key` is the row's key, `@file.PATH` a key path of the whole file
+    (`file`) the row comes from.
+    """
     expr = expr.strip()
     names: dict[str, object] = {}
 
     def name_of(match: re.Match) -> str:
         token = match.group(0)
-        value = key if token == "@key" else lookup(data, token)
+        if token == "@key":
+            value = key
+        elif token.startswith("@file."):
+            value = lookup(data if file is None else file, token[len("@file.") :])
+        else:
+            value = lookup(data, token)
         names[f"_v{len(names)}"] = value
         return f"_v{len(names) - 1}"
 
@@ -175,11 +187,12 @@ class _Page:
         self.rendered: list[Rendered] = []
         self.described: set[str] = set()
         tables = {
-            body.split("#", 1)[0].split("\n", 1)[0].strip()
+            source
             for code, text in split_code(markdown)
             if not code
             for kind, body in MARKER.findall(text)
             if kind == "results-table"
+            for source in _sources(body)
         }
         self.default = tables.pop() if len(tables) == 1 else None
 
@@ -207,8 +220,6 @@ class _Page:
 
     def table(self, body: str) -> str:
         head, *lines = [line.strip() for line in body.strip().splitlines()]
-        path, _, key = head.partition("#")
-        path, data = self.load(path)
         names: dict[str, str] = {}
         rows = []
         for line in lines:
@@ -221,26 +232,36 @@ class _Page:
         if len(rows) < 2:
             raise ResultsError(f"{head}: a header row and a template row are needed")
         header, templates = rows[0], rows[1:]
-        items = lookup(data, key.strip())
-        if len(templates) == 1 and isinstance(items, (list, dict)):
-            pairs = items.items() if isinstance(items, dict) else enumerate(items)
-            body_rows = [
-                self._row(templates[0], path, item, k, names) for k, item in pairs
-            ]
-        else:
-            body_rows = [self._row(t, path, items, None, names) for t in templates]
+        body_rows, runs = [], []
+        # `A.json#rows + B.json#rows`: the rows of each file, in that order.
+        for source in head.split(" + "):
+            path, _, key = source.partition("#")
+            path, data = self.load(path)
+            items = lookup(data, key.strip())
+            if len(templates) == 1 and isinstance(items, (list, dict)):
+                pairs = items.items() if isinstance(items, dict) else enumerate(items)
+                body_rows += [
+                    self._row(templates[0], path, item, k, names, data)
+                    for k, item in pairs
+                ]
+            else:
+                body_rows += [
+                    self._row(t, path, items, None, names, data) for t in templates
+                ]
+            run = data.get("run") if isinstance(data, dict) else None
+            if isinstance(run, dict) and path not in self.described:
+                self.described.add(path)
+                runs.append(describe_run(run))
         columns = header.strip("|").count("|") + 1
         lines = [header, "|" + "---|" * columns, *body_rows]
-        run = data.get("run") if isinstance(data, dict) else None
-        if isinstance(run, dict) and path not in self.described:
-            self.described.add(path)
-            lines += ["", describe_run(run)]
+        if runs:
+            lines += ["", *runs]
         return "\n".join(lines)
 
-    def _row(self, template: str, path: str, item, key, names) -> str:
+    def _row(self, template: str, path: str, item, key, names, file=None) -> str:
         def fill(match: re.Match) -> str:
             expr, fmt = _split_format(match.group(1))
-            text = format_value(evaluate(expr, item, key), fmt, names)
+            text = format_value(evaluate(expr, item, key, file), fmt, names)
             self.rendered.append(Rendered(path, expr, fmt, text))
             return text
 
@@ -283,9 +304,14 @@ def referenced_files(markdown: str, docs_dir: Path) -> list[str]:
     files = []
     for code, text in split_code(markdown):
         for _kind, body in [] if code else MARKER.findall(text):
-            path = body.strip().split("#", 1)[0].split("\n", 1)[0].strip()
-            files.append(path or page.default)
+            files += [path or page.default for path in _sources(body)]
     return list(dict.fromkeys(f for f in files if f))
+
+
+def _sources(body: str) -> list[str]:
+    """The file paths a marker names (a table may join several with ` + `)."""
+    head = body.strip().split("\n", 1)[0]
+    return [source.split("#", 1)[0].strip() for source in head.split(" + ")]
 
 
 def on_page_markdown(markdown, page, config, files):

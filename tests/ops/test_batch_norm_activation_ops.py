@@ -257,7 +257,7 @@ def test_graph_kernel_matches_float64_forward_and_finite_differences(rng, activa
         ({"activation": "gelu"}, "no gradient from the output"),
         ({"x_shape": (4, 3, 5)}, "not 2-D"),
         ({"differentiable_statistics": True}, "statistics need gradients"),
-        ({"dtype": "bfloat16"}, "not float32"),
+        ({"dtype": "float64"}, "not float32, bfloat16 or float16"),
     ],
 )
 def test_graph_kernel_refuses_what_it_cannot_compute(rng, change, why):
@@ -269,6 +269,50 @@ def test_graph_kernel_refuses_what_it_cannot_compute(rng, change, why):
     )
     with _use_kernel("graph"), pytest.raises(ValueError, match="path='graph'"):
         batch_norm_activation(x, np.ones(5), np.zeros(5), **kwargs)
+
+
+@pytest.mark.backend("tensorflow")
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_graph_kernel_computes_low_precision_inputs_in_float32(rng, dtype):
+    """A bfloat16/float16 input (mixed precision) is computed in float32.
+
+    Output and `dx` come back in the input's dtype (a kernel returning its
+    float32 values fails the dtype asserts); each is within one rounding of
+    that dtype of the float64 result for the rounded input and gradient.
+    """
+    import tensorflow as tf
+
+    x, gamma, beta, dy = _inputs(rng, (64, 5))
+    x_low = tf.cast(tf.cast(x, dtype), "float32").numpy()  # the rounded input
+    xt = tf.cast(tf.constant(x_low), dtype)
+    with _use_kernel("graph") as chosen, tf.GradientTape() as tape:
+        tape.watch(xt)
+        y, mean, variance = batch_norm_activation(
+            xt, gamma, beta, activation="elu", differentiable_statistics=False
+        )
+        loss = tf.reduce_sum(tf.cast(y, "float32") * dy)
+    dx = tape.gradient(loss, xt)
+    assert chosen == ["graph"]
+    assert y.dtype == dx.dtype == tf.as_dtype(dtype)
+    assert mean.dtype == variance.dtype == tf.float32
+    y_ref, mean_ref, var_ref = ref.forward(x_low, gamma, beta, activation="elu")
+    # One rounding of the output's dtype (8 bits of mantissa for bfloat16).
+    ulp = 2.0**-8 if dtype == "bfloat16" else 2.0**-11
+    np.testing.assert_allclose(
+        y.numpy().astype(np.float64), y_ref, rtol=ulp, atol=ulp * 1e-2
+    )
+    np.testing.assert_allclose(mean.numpy(), mean_ref, rtol=1e-5)
+    np.testing.assert_allclose(variance.numpy(), var_ref, rtol=1e-5)
+    # The cast of `y` to float32 in the loss rounds the incoming gradient to
+    # `dtype` on its way back (as in any mixed-precision model).
+    dy_low = tf.cast(tf.cast(dy, dtype), "float32").numpy()
+    dx_ref = ref.finite_difference_grads(x_low, gamma, beta, dy_low, activation="elu")[
+        0
+    ]
+    scale = np.abs(dx_ref).max()
+    np.testing.assert_allclose(
+        dx.numpy().astype(np.float64), dx_ref, rtol=ulp, atol=ulp * 1e-2 * scale
+    )
 
 
 @pytest.mark.backend("tensorflow")

@@ -81,6 +81,7 @@ ROW_EXAMPLES = [
     _call(backend="jax", xla=True, eager=True),
     _call(backend="jax", eager=True),
     _call(BELOW_LARGE_2D, backend="torch", eager=True),
+    _call(backend="torch", eager=True, dtype="bfloat16", out_dtype="bfloat16"),
     _call(LARGE_2D, backend="torch", eager=True),
 ]
 
@@ -107,6 +108,14 @@ def test_thresholds_flip_exactly_where_the_table_says():
     for name in ("gelu", "silu", "softplus"):
         assert decide(_call(BELOW_LARGE_2D, activation=name)).path == "composed"
     assert decide(_call((None, 100))).path == "graph"  # batch size unknown
+    # Mixed precision: small 2-D bfloat16/float16 take the graph kernel too
+    # (computed in float32); large ones the compiled kernel.
+    for dtype in ("bfloat16", "float16"):
+        low = dict(dtype=dtype, out_dtype=dtype)
+        assert decide(_call(BELOW_LARGE_2D, **low)).path == "graph"
+        assert decide(_call(LARGE_2D, **low)).path == "compiled"
+        assert decide(_call(BELOW_LARGE_2D, eager=True, **low)).path == "compiled"
+    assert decide(_call(BELOW_LARGE_2D, dtype="float64")).path == "compiled"
     # The fused op's epsilon floor: below it the op would change the result.
     assert decide(_call(epsilon=FUSED_OP_MIN_EPSILON)).path == "fused_batch_norm"
     assert decide(_call(epsilon=FUSED_OP_MIN_EPSILON * 0.99)).path == "compiled"
@@ -115,6 +124,11 @@ def test_thresholds_flip_exactly_where_the_table_says():
     assert decide(_call(LARGE_2D, **torch_call)).path == "compiled"
     assert decide(_call(BELOW_LARGE_2D, **torch_call)).path == "composed"
     assert decide(_call(BELOW_LARGE_2D, gpu=True, **torch_call)).path == "compiled"
+    # torch bfloat16/float16 on a CPU: Keras' composition at every size.
+    low = dict(dtype="bfloat16", out_dtype="bfloat16", **torch_call)
+    assert decide(_call(**low)).path == "composed"
+    assert decide(_call(LARGE_2D, **low)).path == "composed"
+    assert decide(_call(gpu=True, **low)).path == "compiled"
 
 
 @pytest.mark.parametrize(

@@ -143,8 +143,10 @@ _OUTPUT_GRADIENTS = {
 }
 
 
-def graph_batch_norm_activation(x, gamma, beta, *, epsilon, activation, negative_slope):
-    """BatchNorm + activation of a 2-D float32 `(N, C)` input in plain TF ops.
+def graph_batch_norm_activation(
+    x, gamma, beta, *, epsilon, activation, negative_slope, out_dtype="float32"
+):
+    """BatchNorm + activation of a 2-D `(N, C)` input in plain TF ops.
 
     For a graph without XLA (the default `fit` on a CPU), where each op is a
     kernel launch and each full-tensor pass costs: forward in 10 ops (two
@@ -155,9 +157,12 @@ def graph_batch_norm_activation(x, gamma, beta, *, epsilon, activation, negative
         g = act'(y) * dy;  dbeta = sum(g);  dgamma = sum(g * xhat)
         dx = (g - (xhat * dgamma + dbeta) / N) * gamma / sqrt(var + eps)
 
-    The statistics leave the function by closure, not as outputs, so the tape
-    adds no zero cotangents for them; they carry no gradient. Returns
-    `(y, mean, variance)` with the biased batch variance.
+    A float16/bfloat16 `x` is computed in float32 (one cast in, `y` cast to
+    `out_dtype`, `dx` cast back to `x`'s dtype), as Keras' BatchNormalization
+    computes low-precision inputs; the activation's gradient reads the float32
+    output. The statistics leave the function by closure, not as outputs, so
+    the tape adds no zero cotangents for them; they carry no gradient. Returns
+    `(y, mean, variance)` with the biased float32 batch variance.
     """
     output_gradient = _OUTPUT_GRADIENTS[activation]
     forward = kx_ops.activation_spec(activation).forward
@@ -165,6 +170,9 @@ def graph_batch_norm_activation(x, gamma, beta, *, epsilon, activation, negative
 
     @tf.custom_gradient
     def train(x, gamma, beta):
+        in_dtype = x.dtype
+        if in_dtype != tf.float32:
+            x = tf.cast(x, tf.float32)
         mean = tf.reduce_mean(x, 0)
         centred = x - mean
         variance = tf.reduce_mean(tf.square(centred), 0)
@@ -174,16 +182,20 @@ def graph_batch_norm_activation(x, gamma, beta, *, epsilon, activation, negative
         statistics.extend((mean, variance))
 
         def grad(dy):
+            if dy.dtype != tf.float32:
+                dy = tf.cast(dy, tf.float32)
             g = output_gradient(dy, y, negative_slope)
             dbeta = tf.reduce_sum(g, 0)
             dgamma = tf.reduce_sum(g * normalized, 0)
             count = x.shape[0]
             if count is None:  # a batch size known only when the step runs
-                count = tf.cast(tf.shape(x)[0], x.dtype)
+                count = tf.cast(tf.shape(x)[0], tf.float32)
             dx = (g - (normalized * dgamma + dbeta) / count) * (gamma * inv_std)
+            if in_dtype != tf.float32:
+                dx = tf.cast(dx, in_dtype)
             return dx, dgamma, dbeta
 
-        return y, grad
+        return (y if out_dtype == "float32" else tf.cast(y, out_dtype)), grad
 
     y = train(*map(_read, (x, gamma, beta)))
     mean, variance = statistics
