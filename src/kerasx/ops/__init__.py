@@ -844,7 +844,7 @@ KERNEL_TABLE: tuple[Case, ...] = (
     Case(
         "torch",
         "bfloat16/float16 on a CPU",
-        lambda call: call.dtype != "float32" and not call.gpu,
+        lambda call: call.dtype in ("bfloat16", "float16") and not call.gpu,
         "composed",
         "train step of build_cnn((28, 28, 1), 10), mixed_bfloat16, 15 "
         "alternations: autograd Function 0.87x, composition 0.94x",
