@@ -78,7 +78,14 @@ def _check_timing(row):
     assert all(us > 0 for us in times.values())
     assert row["executor_ratio_over_no_bn"]["no_bn"] == 1.0
     without = row["executor_us_per_step_without_matmul"]
-    assert all(0 < without[name] < times[name] for name in times)
+    assert all(0 < without[name] <= times[name] for name in times)
     # Only op types are summed, not the executor's enclosing "Run" spans.
-    assert "Run" not in row["plain_executor_us_per_step_by_type"]
-    assert "MatMul" in row["plain_executor_us_per_step_by_type"]
+    by_type = row["plain_executor_us_per_step_by_type"]
+    assert "Run" not in by_type
+    # Which op types one profiled step records depends on the build and the
+    # CPU (oneDNN may run the tiny MatMuls inline, unrecorded); what is
+    # recorded adds up (`by_type` holds the top types only), and the
+    # MatMul-free sum leaves out at least the MatMuls among them.
+    assert sum(by_type.values()) <= times["plain"] + 0.2
+    matmul = sum(us for op, us in by_type.items() if "MatMul" in op)
+    assert without["plain"] <= times["plain"] - matmul + 0.2
