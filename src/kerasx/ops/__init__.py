@@ -23,7 +23,8 @@ nothing from kerasx but this module:
 * `_tensorflow`: `closed_form_forward`, `closed_form_backward` and
   `closed_form_inference` as `tf.function(jit_compile=True)` programs, the
   first two tied by `tf.custom_gradient`; `FusedBatchNormV3` followed by the
-  activation; cross-replica moments for `synchronized=True`;
+  activation; `graph_batch_norm_activation`, the closed form in plain TF ops
+  for graphs without XLA; cross-replica moments for `synchronized=True`;
 * `_jax`: the forward and backward tied by `jax.custom_vjp`, and the
   inference, under `jax.jit`;
 * `_torch`: a `torch.autograd.Function` re-expressing the closed-form math with
