@@ -192,7 +192,7 @@ class _Page:
             if not code
             for kind, body in MARKER.findall(text)
             if kind == "results-table"
-            for source in _sources(body)
+            for source, _ in _sources(body)
         }
         self.default = tables.pop() if len(tables) == 1 else None
 
@@ -234,10 +234,9 @@ class _Page:
         header, templates = rows[0], rows[1:]
         body_rows, runs = [], []
         # `A.json#rows + B.json#rows`: the rows of each file, in that order.
-        for source in head.split(" + "):
-            path, _, key = source.partition("#")
+        for path, key in _sources(head):
             path, data = self.load(path)
-            items = lookup(data, key.strip())
+            items = lookup(data, key)
             if len(templates) == 1 and isinstance(items, (list, dict)):
                 pairs = items.items() if isinstance(items, dict) else enumerate(items)
                 body_rows += [
@@ -304,14 +303,15 @@ def referenced_files(markdown: str, docs_dir: Path) -> list[str]:
     files = []
     for code, text in split_code(markdown):
         for _kind, body in [] if code else MARKER.findall(text):
-            files += [path or page.default for path in _sources(body)]
+            files += [path or page.default for path, _ in _sources(body)]
     return list(dict.fromkeys(f for f in files if f))
 
 
-def _sources(body: str) -> list[str]:
-    """The file paths a marker names (a table may join several with ` + `)."""
+def _sources(body: str) -> list[tuple[str, str]]:
+    """`(path, key)` of each file a marker names (a table joins them with ` + `)."""
     head = body.strip().split("\n", 1)[0]
-    return [source.split("#", 1)[0].strip() for source in head.split(" + ")]
+    pairs = (source.partition("#") for source in head.split(" + "))
+    return [(path.strip(), key.strip()) for path, _, key in pairs]
 
 
 def on_page_markdown(markdown, page, config, files):

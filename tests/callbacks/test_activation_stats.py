@@ -82,8 +82,8 @@ def _assert_histogram_matches(counts, values, bins=12, hist_range=(0.0, 3.0)):
     assert np.sum(counts) == np.sum(expected)
     below = np.cumsum(counts)[:-1]
     tol = 4 * np.finfo(np.float32).eps * max(abs(e) for e in hist_range)
+    inside = values[(values >= hist_range[0]) & (values <= hist_range[1])]
     for edge, count in zip(edges[1:-1], below, strict=True):
-        inside = values[(values >= hist_range[0]) & (values <= hist_range[1])]
         assert np.sum(inside < edge - tol) <= count <= np.sum(inside < edge + tol)
 
 
