@@ -7,9 +7,15 @@ directory.
 from __future__ import annotations
 
 import argparse
+import datetime
+import inspect
 import json
 import math
+import os
+import platform
+import shlex
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -94,7 +100,9 @@ def make_parser(
     parser.add_argument(
         "--quiet", action="store_true", help="no Keras progress bars or logs"
     )
+    caller = Path(inspect.stack()[1].filename)
     parser.set_defaults(
+        _script=f"examples/{caller.name}",
         _default_epochs=default_epochs,
         _quick_epochs=quick_epochs,
         _quick_limit=quick_limit,
@@ -118,7 +126,69 @@ def parse(
     args.output = Path(args.output)
     args.output.mkdir(parents=True, exist_ok=True)
     args.verbose = 0 if args.quiet else "auto"
+    args.run = start_run(args._script, sys.argv[1:] if argv is None else argv)
     return args
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def start_run(script: str, argv: list[str]) -> dict:
+    """The start of a results file's `run` record: the command and the load."""
+    command = " ".join(
+        [f"KERAS_BACKEND={keras.backend.backend()}", "python", script]
+        + [shlex.quote(str(arg)) for arg in argv]
+    )
+    return {
+        "command": command,
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "load_average_start": _load_average(),
+        "_clock": time.perf_counter(),
+    }
+
+
+def finish_run(run: dict) -> dict:
+    """The `run` record a results file keeps: command, machine, date, versions.
+
+    `docs/hooks/results.py` prints it under the first table of the file.
+    """
+    import kerasx
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__}
+    backend = keras.backend.backend()
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    if module in sys.modules:
+        versions[module] = sys.modules[module].__version__
+    versions.update(numpy=np.__version__, kerasx=kerasx.__version__)
+    load_start, load_end = run["load_average_start"], _load_average()
+    machine = f"{os.cpu_count()}-core {_cpu_model()}"
+    if load_start is not None and load_end is not None:
+        machine += (
+            f", load average {load_start:g} at the start, {load_end:g} at the end"
+        )
+    return {
+        "command": run["command"],
+        "machine": machine,
+        "date": run["started"].replace("T", " ").replace("+00:00", " UTC"),
+        "wall_seconds": round(time.perf_counter() - run["_clock"], 1),
+        "versions": versions,
+    }
 
 
 @dataclass
@@ -311,15 +381,24 @@ def report(rows: list[Row], args: argparse.Namespace, header: str) -> list[dict]
     print(f"\n{config}\n\n{table}\n")
     (args.output / "results.md").write_text(f"{config}\n\n{table}\n")
     records = [_json_safe(asdict(row)) for row in rows]
-    text = json.dumps(records, indent=2, allow_nan=False)
-    (args.output / "results.json").write_text(text + "\n")
+    write_results(args, {"results": records})
     return records
+
+
+def write_results(args: argparse.Namespace, record: dict) -> dict:
+    """Writes `record` with the run's `run` entry to `args.output/results.json`."""
+    record = {"run": finish_run(args.run), **record}
+    text = json.dumps(_json_safe(record), indent=2, allow_nan=False)
+    (args.output / "results.json").write_text(text + "\n")
+    return record
 
 
 def _json_safe(value: Any) -> Any:
     """NaN and infinities (e.g. an LR sweep without a valley) become `None`."""
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

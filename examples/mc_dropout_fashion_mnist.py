@@ -34,7 +34,6 @@ probability, label, OOD score and prediction set the tables come from),
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -357,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict:
     table = format_report(report, data, args)
     print(f"\n{table}\n")
     (args.output / "results.md").write_text(table + "\n")
-    (args.output / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    _common.write_results(args, report)
     plot(args.output, y_test, probabilities, ood_arrays, sets_saved)
     return report
 

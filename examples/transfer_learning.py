@@ -28,7 +28,6 @@ table and writes `results.md`, `results.json` and `transfer_learning.png` to
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -324,7 +323,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "model_a_test_accuracy": accuracy_a,
         "rows": rows,
     }
-    (args.output / "results.json").write_text(json.dumps(record, indent=2) + "\n")
+    _common.write_results(args, record)
     plot(errors, args.output / "transfer_learning.png")
     return rows
 

@@ -268,7 +268,7 @@ class _Page:
 
 
 def describe_run(run: dict) -> str:
-    """The line under a table: command, machine, date and versions of the run."""
+    """The line under a table: command, machine, date, wall time and versions."""
     parts = []
     if run.get("command"):
         parts.append(f"`{run['command']}`")
@@ -276,6 +276,9 @@ def describe_run(run: dict) -> str:
         parts.append(f"on {run['machine']}")
     if run.get("date"):
         parts.append(str(run["date"]))
+    if run.get("wall_seconds"):
+        minutes, seconds = divmod(round(run["wall_seconds"]), 60)
+        parts.append(f"{minutes} min {seconds} s" if minutes else f"{seconds} s")
     versions = run.get("versions") or {}
     if versions:
         parts.append(", ".join(f"{name} {v}" for name, v in versions.items()))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import json
+import os
 import struct
 import sys
 from pathlib import Path
@@ -63,6 +65,29 @@ def assert_png(path: Path) -> None:
     with Image.open(path) as image:
         assert image.format == "PNG"
         assert image.size[0] > 100 and image.size[1] > 100
+
+
+def read_results(output: Path, script: str) -> dict:
+    """`output/results.json` without its `run` record, after checking that.
+
+    The record names the command (with the backend and the script), the
+    machine, the date, the wall time and the versions the docs print.
+    """
+    import keras
+
+    record = json.loads((output / "results.json").read_text())
+    run = record.pop("run")
+    assert set(run) == {"command", "machine", "date", "wall_seconds", "versions"}
+    backend = keras.backend.backend()
+    assert run["command"].startswith(
+        f"KERAS_BACKEND={backend} python examples/{script}.py "
+    )
+    assert f"--output {output}" in run["command"]
+    assert run["machine"].startswith(f"{os.cpu_count()}-core ")
+    assert run["date"].endswith(" UTC") and run["wall_seconds"] > 0
+    assert run["versions"]["keras"] == keras.__version__
+    assert list(run["versions"])[-1] == "kerasx"
+    return record
 
 
 def check_rows(rows: list[dict], variants: list[str]) -> dict[str, dict]:

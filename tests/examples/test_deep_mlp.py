@@ -20,6 +20,7 @@ from example_helpers import (
     assert_png,
     check_rows,
     load_example,
+    read_results,
 )
 
 pytestmark = pytest.mark.backend(EXAMPLE_BACKEND)
@@ -67,7 +68,7 @@ def test_table_rows(run):
     check_rows(rows, VARIANTS)
     # patience 5 cannot stop a 2-epoch run; 1cycle has no EarlyStopping.
     assert [row["epochs"] for row in rows] == [EPOCHS] * 6
-    assert json.loads((output / "results.json").read_text()) == rows
+    assert read_results(output, "deep_mlp") == {"results": rows}
     table = (output / "results.md").read_text()
     for variant in VARIANTS:
         assert f"| {variant} |" in table

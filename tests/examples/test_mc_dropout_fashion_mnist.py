@@ -22,6 +22,7 @@ from example_helpers import (
     assert_dropout_on_in_training_off_in_predict,
     assert_png,
     load_example,
+    read_results,
     synthetic_images,
     write_idx,
 )
@@ -118,7 +119,7 @@ def test_report_counts_and_files(run):
     assert (report["n_train"], report["n_test"]) == (LIMIT, N_TEST)
     assert (report["n_temperature"], report["n_calibration"]) == (30, 30)
     assert (report["mc_samples"], report["ensemble_size"]) == (MC_SAMPLES, 2)
-    assert json.loads((output / "results.json").read_text()) == report
+    assert read_results(output, "mc_dropout_fashion_mnist") == report
     assert list(report["calibration"]) == VARIANTS
     table = (output / "results.md").read_text()
     for row in ("| MC dropout + temperature |", "| mutual information (MC) |"):

@@ -9,12 +9,11 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 
 import numpy as np
 import pytest
-from example_helpers import EXAMPLE_BACKEND, assert_png, load_example
+from example_helpers import EXAMPLE_BACKEND, assert_png, load_example, read_results
 
 pytestmark = pytest.mark.backend(EXAMPLE_BACKEND)
 
@@ -49,7 +48,7 @@ def test_table_rows_summarise_the_seeds(run):
         assert row["std_error"] == pytest.approx(np.std(errors, ddof=1), abs=1e-12)
         assert (row["min_error"], row["max_error"]) == (min(errors), max(errors))
     assert [row["book_error"] for row in rows] == [2.8, 0.7, None]
-    record = json.loads((output / "results.json").read_text())
+    record = read_results(output, "transfer_learning")
     assert record["rows"] == rows
     table = (output / "results.md").read_text()
     for variant in VARIANTS:
