@@ -368,8 +368,13 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def report(rows: list[Row], args: argparse.Namespace, header: str) -> list[dict]:
-    """Prints the table and writes `results.md` and `results.json` to `args.output`."""
+def report(
+    rows: list[Row], args: argparse.Namespace, header: str, **more: Any
+) -> list[dict]:
+    """Prints the table and writes `results.md` and `results.json` to `args.output`.
+
+    `results.json` holds the run record, the rows (`results`) and `more`.
+    """
     table = format_table(rows)
     backend = keras.backend.backend()
     config = (
@@ -381,7 +386,7 @@ def report(rows: list[Row], args: argparse.Namespace, header: str) -> list[dict]
     print(f"\n{config}\n\n{table}\n")
     (args.output / "results.md").write_text(f"{config}\n\n{table}\n")
     records = [_json_safe(asdict(row)) for row in rows]
-    write_results(args, {"results": records})
+    write_results(args, {"results": records, **more})
     return records
 
 

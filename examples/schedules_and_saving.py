@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     best = max(rows, key=lambda row: row.best_val_accuracy)
     saved = round_trip(models[best.variant], data, args.output)
     plot(args.output, histories, rates)
-    records = _common.report(rows, args, f"LR schedules on {args.dataset}")
+    records = _common.report(
+        rows, args, f"LR schedules on {args.dataset}", saving=saved
+    )
     lines = [
         f"Saving '{best.variant}' with kerasx.saving:",
         "",

@@ -411,7 +411,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
 
     plot(args.output, histories, deep, init_gradients, xor_model)
-    return _common.report(rows, args, f"Why deep nets were hard, on {args.dataset}")
+    layers = {
+        key: {
+            f"{kind}_{when}": _floats(result[f"{kind}_{when}"])
+            for kind in ("grad", "act")
+            for when in ("start", "end")
+        }
+        for key, result in deep.items()
+    }
+    return _common.report(
+        rows,
+        args,
+        f"Why deep nets were hard, on {args.dataset}",
+        layers=layers,
+        init_gradients={name: _floats(norms) for name, norms in init_gradients.items()},
+    )
+
+
+def _floats(values):
+    """Per-layer statistics as JSON lists (a dict of them for activations)."""
+    if isinstance(values, dict):
+        return {kind: _floats(column) for kind, column in values.items()}
+    return [float(value) for value in np.asarray(values).reshape(-1)]
 
 
 def plot(output: Path, histories, deep, init_gradients, xor_model) -> None:
