@@ -197,6 +197,7 @@ def summarize(errors: dict[str, list[float]]) -> list[dict]:
                 "std_error": statistics.stdev(values) if len(values) > 1 else 0.0,
                 "min_error": min(values),
                 "max_error": max(values),
+                "median_error": statistics.median(values),
                 "book_error": BOOK_ERRORS.get(variant),
                 "errors": values,
             }
@@ -322,6 +323,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "claim": verdict,
         "model_a_test_accuracy": accuracy_a,
         "rows": rows,
+        "beats_scratch": {
+            variant: sum(
+                mine < scratch
+                for scratch, mine in zip(errors[SCRATCH], values, strict=True)
+            )
+            for variant, values in errors.items()
+            if variant != SCRATCH
+        },
     }
     _common.write_results(args, record)
     plot(errors, args.output / "transfer_learning.png")

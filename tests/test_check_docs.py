@@ -912,6 +912,20 @@ def test_the_results_hook_renders_tables_and_figures(tmp_path):
     assert hook.evaluate("(speedup - 1) * 100", {"speedup": 1.25}) == 25.0
 
 
+def test_the_results_hook_joins_lists_and_reads_keys_with_spaces():
+    hook = check_docs._results_hook()
+    row = {"files": ["a.json", "a.h5"], "extra": {"test accuracy": 0.91234}}
+    assert hook.format_value(row["files"], "join") == "a.json, a.h5"
+    assert hook.format_value([1.5, 0.25], "join.2f") == "1.50, 0.25"
+    assert hook.evaluate("extra.test_accuracy", row) == 0.91234
+    with pytest.raises(hook.ResultsError, match=r"cannot join 0\.91234"):
+        hook.format_value(0.91234, "join")
+    with pytest.raises(hook.ResultsError, match=r"no key 'extra\.test_loss'"):
+        hook.evaluate("extra.test_loss", row)
+    run = {"command": "python x.py", "wall_seconds": 779.4, "versions": {"keras": "3"}}
+    assert hook.describe_run(run) == "*Run: `python x.py`; 12 min 59 s; keras 3.*"
+
+
 def test_a_results_table_joins_the_rows_of_several_files(tmp_path):
     for name, backend, ms in (("a", "tensorflow", 1.5), ("b", "jax", 2.25)):
         data = {"backend": backend, "results": [{"ms": ms}, {"ms": ms * 2}]}
@@ -934,11 +948,29 @@ def test_an_unsourced_figure_on_a_page_with_markers_fails(tmp_path):
     assert check_docs.unsourced_figures(_results_docs(tmp_path / "a", "1.23×")) == []
     (problem,) = check_docs.unsourced_figures(_results_docs(tmp_path / "b", "1.24×"))
     assert problem.startswith("page.md: '1.24×' is in no results file the page names")
-    # Listed as unsourced, it passes; a page without markers is not checked.
+    # Listed as unsourced, it passes.
     listed = _results_docs(tmp_path / "c", "1.24× <!-- results-unsourced: 1.24x -->")
     assert check_docs.unsourced_figures(listed) == []
-    plain = _results_docs(tmp_path / "d", "1.23×", other="It is 9.87× faster.\n")
-    assert check_docs.unsourced_figures(plain) == []
+
+
+def test_an_unsourced_figure_on_a_page_without_markers_fails(tmp_path):
+    other = "It is 9.87× faster, in 2.5 s, at rate 0.01 on Python 3.11.\n"
+    docs = _results_docs(tmp_path / "a", "1.23×", other=other)
+    assert check_docs.unsourced_figures(docs) == [
+        f"other.md: '{figure}' is in no results file the page names none: render "
+        "it with a <!-- result: --> marker, or list it in <!-- results-settings: "
+        "--> or <!-- results-unsourced: -->"
+        for figure in ("9.87×", "2.5 s", "0.01", "3.11")
+    ]
+    listed = other + (
+        "<!-- results-settings: 0.01, 3.11 (a rate and a version) -->\n"
+        "<!-- results-unsourced: 9.87x, 2.5s (a run that wrote no file) -->\n"
+    )
+    docs = _results_docs(tmp_path / "b", "1.23×", other=listed)
+    assert check_docs.unsourced_figures(docs) == []
+    # A paragraph linking to the page whose files hold the figure passes.
+    cites = "As [the run](page.md) shows, 1.23× faster.\n"
+    assert check_docs.unsourced_figures(_results_docs(tmp_path / "c", "x", cites)) == []
 
 
 def test_a_page_contradicting_a_page_with_markers_fails(tmp_path):

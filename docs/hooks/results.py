@@ -13,9 +13,11 @@ A single figure:
 `PATH#EXPR[:FORMAT]`: `PATH` is relative to `docs/` (leave it out, as in
 `<!-- result: #calibration.predict.ece:.4f -->`, when the page's
 `results-table` markers name exactly one file); `EXPR` is a dotted key path
-(`conformal.0.coverage` indexes a list) or arithmetic on key paths and numbers
-(`+ - * /`, parentheses: `(a.x - b.x) * 100`); `FORMAT` is a Python format
-spec (`.4f`, `.3g`, `g`), `upper`, or nothing for `str(value)`.
+(`conformal.0.coverage` indexes a list; `_` in a key also matches a space)
+or arithmetic on key paths and numbers (`+ - * /`, parentheses:
+`(a.x - b.x) * 100`); `FORMAT` is a Python format
+spec (`.4f`, `.3g`, `g`), `upper`, `join` (a list as `a, b`; `join.2f` formats each
+item with `.2f`), or nothing for `str(value)`.
 
 A table:
 
@@ -103,13 +105,19 @@ def split_code(markdown: str) -> list[tuple[bool, str]]:
 
 
 def lookup(data, path: str):
-    """The value at the dotted `path` of `data` (`a.0.b` indexes a list)."""
+    """The value at the dotted `path` of `data` (`a.0.b` indexes a list).
+
+    A key written with `_` also finds a key with spaces: `extra.test_accuracy`
+    reads `{"extra": {"test accuracy": ...}}`.
+    """
     value = data
     for part in path.split(".") if path else []:
         if isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         elif isinstance(value, dict) and part in value:
             value = value[part]
+        elif isinstance(value, dict) and part.replace("_", " ") in value:
+            value = value[part.replace("_", " ")]
         else:
             raise ResultsError(f"no key {path!r}")
     return value
@@ -162,9 +170,13 @@ def _arithmetic(node, names, expr):
 
 
 def format_value(value, fmt: str, names: dict[str, str] | None = None) -> str:
-    """`value` as a page shows it: `fmt` is a format spec, `upper` or `name`."""
+    """`value` as a page shows it: `fmt` is a format spec, `upper`, `name` or `join`."""
     if value is None:
         return ""
+    if fmt.startswith("join"):
+        if not isinstance(value, list):
+            raise ResultsError(f"cannot join {value!r}: not a list")
+        return ", ".join(format_value(item, fmt[4:], names) for item in value)
     if fmt == "upper":
         return str(value).upper()
     if fmt == "name":
