@@ -218,14 +218,35 @@ def main(argv: list[str] | None = None) -> list[dict]:
         probs, mc_probs = selu_alpha(data, args, shape, classes, hidden, record)
 
     # f-g. 1cycle after an LR range test; SWA over its last epochs.
+    more = {}
     if variants & {"one_cycle", "one_cycle_swa"}:
-        one_cycle(data, args, shape, classes, hidden, sweeps, record, rows, variants)
+        more["one_cycle_max_rate"] = one_cycle(
+            data, args, shape, classes, hidden, sweeps, record, rows, variants
+        )
 
     plot(args.output, histories, sweeps, data.y_valid, probs, mc_probs)
+    more["lr_sweeps"] = {
+        name: {
+            "valley": float(sweep.suggestion),
+            "lowest_loss_rate": float(
+                np.asarray(sweep.rates)[np.argmin(sweep.smoothed_losses)]
+            ),
+        }
+        for name, sweep in sweeps.items()
+    }
+    if probs is not None:
+        more["mc_dropout"] = {
+            "samples": args.mc_samples,
+            "accuracy": accuracy(data.y_valid, probs),
+            "mc_accuracy": accuracy(data.y_valid, mc_probs),
+            "ece": float(expected_calibration_error(data.y_valid, probs)),
+            "mc_ece": float(expected_calibration_error(data.y_valid, mc_probs)),
+        }
     return _common.report(
         rows,
         args,
         f"Deep MLP ({args.depth} x {args.units}) on {args.dataset}: {data.describe()}",
+        **more,
     )
 
 
@@ -320,11 +341,14 @@ class EpochEndWeights(keras.callbacks.Callback):
             )
 
 
-def one_cycle(data, args, shape, classes, hidden, sweeps, record, rows, variants):
+def one_cycle(
+    data, args, shape, classes, hidden, sweeps, record, rows, variants
+) -> float:
     """f. 1cycle: LR range test with SGD, then one cycle at the suggested peak.
 
     g. SWA over the last `--swa-epochs` epochs of the same run (`swap=False`:
-    the 1cycle row keeps its own weights), applied after `fit`.
+    the 1cycle row keeps its own weights), applied after `fit`. Returns the
+    peak rate.
     """
 
     def one_cycle_model():
@@ -419,6 +443,7 @@ def one_cycle(data, args, shape, classes, hidden, sweeps, record, rows, variants
                 },
             )
         )
+    return max_rate
 
 
 def plot(output: Path, histories, sweeps, y_valid, probs, mc_probs) -> None:

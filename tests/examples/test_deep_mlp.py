@@ -68,7 +68,24 @@ def test_table_rows(run):
     check_rows(rows, VARIANTS)
     # patience 5 cannot stop a 2-epoch run; 1cycle has no EarlyStopping.
     assert [row["epochs"] for row in rows] == [EPOCHS] * 6
-    assert read_results(output, "deep_mlp") == {"results": rows}
+    recorded = read_results(output, "deep_mlp")
+    assert list(recorded) == [
+        "results", "one_cycle_max_rate", "lr_sweeps", "mc_dropout"
+    ]  # fmt: skip
+    assert recorded["results"] == rows
+    by_variant = {row["variant"]: row for row in rows}
+    rates = json.loads((output / "one_cycle_rates.json").read_text())
+    assert recorded["one_cycle_max_rate"] == rates["max_rate"]
+    valleys = [s["valley"] for s in recorded["lr_sweeps"].values()]
+    assert valleys == [
+        row["extra"]["LR sweep valley"]
+        for row in rows
+        if "LR sweep valley" in row["extra"]
+    ]
+    mc = recorded["mc_dropout"]
+    alpha = by_variant[ALPHA]["extra"]
+    assert alpha["MC dropout accuracy"] == mc["mc_accuracy"]
+    assert alpha["ECE plain → MC"] == f"{mc['ece']:.4f} → {mc['mc_ece']:.4f}"
     table = (output / "results.md").read_text()
     for variant in VARIANTS:
         assert f"| {variant} |" in table
