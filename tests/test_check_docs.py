@@ -926,6 +926,19 @@ def test_the_results_hook_joins_lists_and_reads_keys_with_spaces():
     assert hook.describe_run(run) == "*Run: `python x.py`; 12 min 59 s; keras 3.*"
 
 
+def test_a_null_cell_renders_the_null_text_of_the_marker(tmp_path):
+    rows = [{"name": "a", "share": 0.224}, {"name": "b", "share": None}]
+    (tmp_path / "a.json").write_text(json.dumps({"rows": rows}))
+    template = "| name | share |\n| {name} | {share * 100:.0f} % |\n"
+    hook = check_docs._results_hook()
+    marked = f"<!-- results-table: a.json#rows\n{template}null: -\n-->\n"
+    assert hook.render(marked, tmp_path)[0] == (
+        "| name | share |\n|---|---|\n| a | 22 % |\n| b | - |\n"
+    )
+    plain = f"<!-- results-table: a.json#rows\n{template}-->\n"
+    assert hook.render(plain, tmp_path)[0].endswith("| b | |\n")
+
+
 def test_a_results_table_joins_the_rows_of_several_files(tmp_path):
     for name, backend, ms in (("a", "tensorflow", 1.5), ("b", "jax", 2.25)):
         data = {"backend": backend, "results": [{"ms": ms}, {"ms": ms * 2}]}

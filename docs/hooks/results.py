@@ -41,7 +41,9 @@ hold text and `{EXPR[:FORMAT]}` placeholders, with key paths relative to `KEY`:
 
 The `name` format looks a value up in the `names:` line (`key=label` pairs,
 comma-separated; a value without a label prints as it is). A `null` value
-renders as an empty cell. If the file has a `run` object (`command`,
+renders as nothing, and arithmetic on it is `null` too; a cell whose
+placeholders are all `null` is empty, or holds the text of a `null:` line
+(`null: -`) of the marker. If the file has a `run` object (`command`,
 `machine`, `date`, `versions`: an object of package versions), one line under
 the first table of that file on the page says how the numbers were made.
 
@@ -144,8 +146,8 @@ def evaluate(expr: str, data, key=None, file=None):
         return f"_v{len(names) - 1}"
 
     source = _PATH.sub(name_of, expr)
-    if source == "_v0":
-        return names["_v0"]
+    if source == "_v0" or any(value is None for value in names.values()):
+        return names["_v0"] if source == "_v0" else None
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError:
@@ -234,8 +236,11 @@ class _Page:
         head, *lines = [line.strip() for line in body.strip().splitlines()]
         names: dict[str, str] = {}
         rows = []
+        self.null = ""
         for line in lines:
-            if line.startswith("names:"):
+            if line.startswith("null:"):
+                self.null = line[len("null:") :].strip()
+            elif line.startswith("names:"):
                 for pair in line[len("names:") :].split(","):
                     name, _, label = pair.partition("=")
                     names[name.strip()] = label.strip()
@@ -270,13 +275,23 @@ class _Page:
         return "\n".join(lines)
 
     def _row(self, template: str, path: str, item, key, names, file=None) -> str:
-        def fill(match: re.Match) -> str:
-            expr, fmt = _split_format(match.group(1))
-            text = format_value(evaluate(expr, item, key, file), fmt, names)
-            self.rendered.append(Rendered(path, expr, fmt, text))
+        def fill_cell(cell: str) -> str:
+            values = []
+
+            def fill(match: re.Match) -> str:
+                expr, fmt = _split_format(match.group(1))
+                value = evaluate(expr, item, key, file)
+                values.append(value)
+                text = format_value(value, fmt, names)
+                self.rendered.append(Rendered(path, expr, fmt, text))
+                return text
+
+            text = _PLACEHOLDER.sub(fill, cell)
+            if values and all(value is None for value in values):
+                return f" {self.null} " if self.null else " "
             return text
 
-        return _PLACEHOLDER.sub(fill, template)
+        return "|".join(fill_cell(cell) for cell in template.split("|"))
 
 
 def describe_run(run: dict) -> str:
