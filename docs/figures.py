@@ -7,9 +7,10 @@
 with `kerasx.datasets.load_data`): a 4 x Dense(100) MLP with Dropout(0.2) on
 6 000 training images, an LR range test, 8 epochs of Nadam, then `predict` and
 MC dropout (`to_mc` + `mc_predict`, 50 samples) on 2 000 test images. The
-`fused` chart plots recorded measurements (the numbers in `RECORDED` below and on
-the Choosing options page). PNGs go to `docs/img/` at 160 dpi; the numbers the
-captions quote are printed.
+`fused` chart plots the train-step benchmark's results files
+(`docs/results/train_step_<backend>.json`, the tables of the fused layer's page)
+and the memory-mode measurement in `RECORDED` below, which no results file holds.
+PNGs go to `docs/img/` at 160 dpi; the numbers the captions quote are printed.
 """
 
 from __future__ import annotations
@@ -23,26 +24,29 @@ IMG = Path(__file__).resolve().parent / "img"
 DPI = 160
 SEED = 42
 
-# End-to-end train step, medians of `python benchmarks/train_step.py` on a 2-core
-# x86-64 CPU (TensorFlow 2.21 graph mode without XLA, JAX 0.10.2 jit; Keras 3.15.1).
+RESULTS = Path(__file__).resolve().parent / "results"
+BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "torch"}
+
+# JAX, 20 x [3x3 conv -> BN -> LeakyReLU(0.01)] on (8, 32, 32, 16): MB of the
+# residuals the gradient keeps (`benchmarks/batch_norm_activation.py`, a run that
+# wrote no results file; the memory table of the Choosing options page).
 RECORDED = {
-    "cnn_ms": {  # build_cnn((28, 28, 1), 10, filters=(32, 64, 128)), batch 128
-        "TensorFlow": {"plain": 205.0, "fused": 179.0, "no BatchNorm": 147.0},
-        "JAX": {"plain": 431.0, "fused": 432.0, "no BatchNorm": 382.0},
-    },
-    "speedup_range": {  # plain_ms / fused_ms over several runs
-        ("CNN", "TensorFlow"): (1.09, 1.15),
-        ("CNN", "JAX"): (0.97, 1.01),
-        ("MLP", "TensorFlow"): (0.92, 0.96),
-        ("MLP", "JAX"): (1.00, 1.11),
-    },
-    # JAX, 20 x [3x3 conv -> BN -> LeakyReLU(0.01)] on (8, 32, 32, 16): MB of the
-    # residuals the gradient keeps.
     "residual_mb": {
         "float32": {"Keras": 33.2, "recompute": 20.7, "invert": 11.2},
         "bfloat16": {"Keras": 28.1, "recompute": 10.6, "invert": 5.8},
     },
 }
+
+
+def train_step_results() -> dict[str, dict[tuple[str, str], dict]]:
+    """`{backend label: {(model, mode): row}}` of the float32 train-step files."""
+    import json
+
+    results = {}
+    for backend, label in BACKENDS.items():
+        data = json.loads((RESULTS / f"train_step_{backend}.json").read_text())
+        results[label] = {(row["case"], row["mode"]): row for row in data["results"]}
+    return results
 
 
 def _integer_epochs(ax) -> None:
@@ -53,32 +57,42 @@ def _integer_epochs(ax) -> None:
 
 def fused_chart(plt) -> Path:
     fig, (time_ax, ratio_ax, memory_ax) = plt.subplots(1, 3, figsize=(13, 4.2))
-    variants = ("plain", "fused", "no BatchNorm")
+    results = train_step_results()
+    variants = {"plain": "plain_ms", "fused": "fused_ms", "no BatchNorm": "no_bn_ms"}
     colors = {"plain": "#7f7f7f", "fused": "#1f77b4", "no BatchNorm": "#c7c7c7"}
-    backends = list(RECORDED["cnn_ms"])
+    backends = list(results)
     width = 0.26
-    for i, variant in enumerate(variants):
-        values = [RECORDED["cnn_ms"][b][variant] for b in backends]
+    for i, (variant, key) in enumerate(variants.items()):
+        values = [results[b][("cnn", "default")][key] for b in backends]
         x = np.arange(len(backends)) + (i - 1) * width
         bars = time_ax.bar(x, values, width, label=variant, color=colors[variant])
         time_ax.bar_label(bars, fmt="%.0f", fontsize=8)
     time_ax.set_xticks(np.arange(len(backends)), backends)
     time_ax.set_ylabel("train step (ms, median)")
-    time_ax.set_title("CNN, batch 128")
+    time_ax.set_title("CNN, batch 128, default fit mode")
     time_ax.legend(frameon=False, fontsize=8)
 
-    cases = list(RECORDED["speedup_range"])
-    for i, (model, backend) in enumerate(cases):
-        low, high = RECORDED["speedup_range"][(model, backend)]
-        color = "#1f77b4" if low >= 1.0 or high > 1.0 else "#d62728"
-        ratio_ax.plot([i, i], [low, high], color=color, linewidth=6)
-        ratio_ax.text(i, high + 0.01, f"{low:.2f}-{high:.2f}x", ha="center", fontsize=8)
+    cases = [
+        (model.upper(), backend, row)
+        for backend in backends
+        for (model, mode), row in results[backend].items()
+        if mode == "default"
+    ]
+    for i, (_, _, row) in enumerate(cases):
+        low, high = row["speedup_iqr"]
+        color = "#1f77b4" if row["speedup"] >= 1.0 else "#d62728"
+        ratio_ax.plot([i, i], [low, high], color=color, linewidth=6, alpha=0.5)
+        ratio_ax.plot(i, row["speedup"], "o", color=color)
+        ratio_ax.text(i, high + 0.01, f"{row['speedup']:.2f}x", ha="center", fontsize=8)
     ratio_ax.axhline(1.0, color="black", linewidth=0.8)
-    ratio_ax.set_xticks(range(len(cases)), [f"{m}\n{b}" for m, b in cases])
+    short = {"TensorFlow": "TF"}
+    ratio_ax.set_xticks(
+        range(len(cases)), [f"{m}\n{short.get(b, b)}" for m, b, _ in cases]
+    )
     ratio_ax.set_xlim(-0.5, len(cases) - 0.5)
     ratio_ax.set_ylim(0.85, 1.2)
     ratio_ax.set_ylabel("speed-up of the fused model (plain / fused)")
-    ratio_ax.set_title("Range over runs (> 1: fused faster)")
+    ratio_ax.set_title("Median and IQR of the per-step ratio")
 
     dtypes = list(RECORDED["residual_mb"])
     modes = ("Keras", "recompute", "invert")

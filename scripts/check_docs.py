@@ -654,7 +654,8 @@ def unrun_python_blocks(docs_dir: Path) -> list[str]:
 
 
 _FIGURE = re.compile(
-    r"(?<![\w.\-])(\d+(?:\.\d+)?)(?:\s?(×|x(?!\w)|%|ms\b|µs\b|s\b))?(?!\d|\.\d)"
+    r"(?<![\w.\-])(\d+(?:\.\d+)?)"
+    r"(?:\s?(×(?!\s?\d)|x(?!\w|\s\d)|%|ms\b|µs\b|s\b))?(?!\d|\.\d)"
 )
 _ALLOWED = re.compile(r"<!--\s*results-(?:settings|unsourced):(.*?)-->", re.DOTALL)
 _MD_LINK = re.compile(r"\]\(([^)\s#]+\.md)(?:#[^)]*)?\)")
@@ -677,7 +678,8 @@ def _results_hook():
 
 def _prose_figures(markdown: str, split_code) -> list[tuple[str, str, str]]:
     """`(number, unit, paragraph)` of each figure written in prose or tables:
-    a number with a decimal point, or one followed by `×`/`x`, `%`, `s`, `ms`."""
+    a number with a decimal point, or one followed by `×`/`x`, `%`, `s`, `ms`
+    (`28 × 28`, a shape, is not a ratio)."""
     prose = "".join(text for code, text in split_code(markdown) if not code)
     prose = re.sub(r"<!--.*?-->", "", prose, flags=re.DOTALL)
     prose = re.sub(r"(`+).+?\1", "", prose, flags=re.DOTALL)
@@ -711,11 +713,11 @@ def _held(number: str, unit: str, rendered: set[str], values: list[float]) -> bo
 
 
 def unsourced_figures(docs_dir: Path) -> list[str]:
-    """Figures that pages with results markers state without a results file.
+    """Figures that pages state without a results file that holds them.
 
-    A page with a `<!-- result: -->` or `<!-- results-table: -->` marker
-    (`docs/hooks/results.py`) takes its numbers from the results files it
-    names: every ratio (`1.23×`, `4x`), percentage, decimal (`0.8755`) or timing
+    A page takes its numbers from the results files its `<!-- result: -->` and
+    `<!-- results-table: -->` markers name (`docs/hooks/results.py`): every
+    ratio (`1.23×`, `4x`), percentage, decimal (`0.8755`) or timing
     (`4.3 s`, `12 ms`) written literally in its prose or tables (code blocks,
     inline code and `<!-- -->` comments are skipped) has to be a text that a
     marker of the page renders, or a value of one of its results files at the
@@ -725,14 +727,14 @@ def unsourced_figures(docs_dir: Path) -> list[str]:
     `<!-- results-settings: ... -->` and `<!-- results-unsourced: ... -->` (an
     optional note in parentheses may end the list).
 
+    A page without markers states no measured figure except in a paragraph
+    that links to the page holding it, or listed as above.
+
     Across pages: two markers of the same key and format render the same text
     on every page (they read the same file), so pages disagree only where one
     copies a figure of another. A paragraph of any page that links to a page
     with markers must not state a figure that is neither rendered on the linked
     page nor held by its results files (nor by the citing page's own files).
-
-    Pages without markers are not checked yet, except where they cite a page
-    with markers: converting them needs their results files first.
     """
     import json
 
@@ -765,24 +767,31 @@ def unsourced_figures(docs_dir: Path) -> list[str]:
         for number, unit, paragraph in _prose_figures(markdown, hook.split_code):
             figure = number + ("" if unit in ("", "×", "%") else " ") + unit
             own = bool(files) and _held(number, unit, rendered, values)
-            if files and not own and number + unit not in allowed:
-                problems.append(
-                    f"{rel}: '{figure}' is in no results file the page names "
-                    f"({', '.join(files)}): render it with a <!-- result: --> "
-                    "marker, or list it in <!-- results-settings: --> or "
-                    "<!-- results-unsourced: -->"
+            cited_pages = [
+                cited
+                for link in dict.fromkeys(_MD_LINK.findall(paragraph))
+                if (
+                    cited := posixpath.normpath(
+                        posixpath.join(posixpath.dirname(rel), link)
+                    )
                 )
-                continue
-            for link in dict.fromkeys(_MD_LINK.findall(paragraph)):
-                cited = posixpath.normpath(posixpath.join(posixpath.dirname(rel), link))
-                if cited == rel or not pages.get(cited, ("", []))[1]:
-                    continue
+                != rel
+                and pages.get(cited, ("", []))[1]
+            ]
+            for cited in cited_pages:
                 _, _, cited_rendered, cited_values = pages[cited]
                 if not (own or _held(number, unit, cited_rendered, cited_values)):
                     problems.append(
                         f"{rel}: '{figure}' in a paragraph citing {cited}: that "
                         "page neither renders it nor do its results files hold it"
                     )
+            if not (own or cited_pages or number + unit in allowed):
+                names = f"names ({', '.join(files)})" if files else "names none"
+                problems.append(
+                    f"{rel}: '{figure}' is in no results file the page {names}: "
+                    "render it with a <!-- result: --> marker, or list it in "
+                    "<!-- results-settings: --> or <!-- results-unsourced: -->"
+                )
     return problems
 
 

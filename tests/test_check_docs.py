@@ -936,7 +936,15 @@ def test_a_null_cell_renders_the_null_text_of_the_marker(tmp_path):
         "| name | share |\n|---|---|\n| a | 22 % |\n| b | - |\n"
     )
     plain = f"<!-- results-table: a.json#rows\n{template}-->\n"
-    assert hook.render(plain, tmp_path)[0].endswith("| b | |\n")
+    assert hook.render(plain, tmp_path)[0].endswith("| b |  |\n")
+    # Quoted keys (spaces, `:` and `,` in them) and `?` for a key a row lacks.
+    (tmp_path / "b.json").write_text(
+        json.dumps({"rows": [{"x": {"a: b, c": 1.5}}, {"x": {}}]})
+    )
+    quoted = '<!-- results-table: b.json#rows\n| v |\n| {x."a: b, c"?:.2f} |\n-->\n'
+    assert hook.render(quoted, tmp_path)[0] == "| v |\n|---|\n| 1.50 |\n|  |\n"
+    with pytest.raises(hook.ResultsError, match="no key"):
+        hook.render(quoted.replace("?", ""), tmp_path)
 
 
 def test_a_results_table_joins_the_rows_of_several_files(tmp_path):

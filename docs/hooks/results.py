@@ -13,7 +13,8 @@ A single figure:
 `PATH#EXPR[:FORMAT]`: `PATH` is relative to `docs/` (leave it out, as in
 `<!-- result: #calibration.predict.ece:.4f -->`, when the page's
 `results-table` markers name exactly one file); `EXPR` is a dotted key path
-(`conformal.0.coverage` indexes a list; `_` in a key also matches a space)
+(`conformal.0.coverage` indexes a list; `_` in a key also matches a space;
+a key may be quoted, `extra."layer 1 / last"`; `key?` is `null` when missing)
 or arithmetic on key paths and numbers (`+ - * /`, parentheses:
 `(a.x - b.x) * 100`); `FORMAT` is a Python format
 spec (`.4f`, `.3g`, `g`), `upper`, `join` (a list as `a, b`; `join.2f` formats each
@@ -63,7 +64,12 @@ from typing import NamedTuple
 
 MARKER = re.compile(r"<!--\s*(results-table|result):(.*?)-->", re.DOTALL)
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
-_PATH = re.compile(r"(?<![\w.])(?:@key|@file(?:\.\w+)+|[A-Za-z_]\w*(?:\.\w+)*)")
+_SEGMENT = r'(?:\w+|"[^"]*")'
+_PATH = re.compile(
+    rf"(?<![\w.\"])(?:@key|@file(?:\.{_SEGMENT})+|(?:[A-Za-z_]\w*|\"[^\"]*\")"
+    rf"(?:\.{_SEGMENT})*)\??"
+)
+_PART = re.compile(r'"([^"]*)"|([^."]+)')
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _OPERATORS = {
     ast.Add: operator.add,
@@ -110,16 +116,21 @@ def lookup(data, path: str):
     """The value at the dotted `path` of `data` (`a.0.b` indexes a list).
 
     A key written with `_` also finds a key with spaces: `extra.test_accuracy`
-    reads `{"extra": {"test accuracy": ...}}`.
+    reads `{"extra": {"test accuracy": ...}}`; any key may be quoted
+    (`extra."last hidden: std"`). A trailing `?` makes a missing key `None`.
     """
+    optional = path.endswith("?")
     value = data
-    for part in path.split(".") if path else []:
+    for quoted, plain in _PART.findall(path.rstrip("?")):
+        part = quoted or plain
         if isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         elif isinstance(value, dict) and part in value:
             value = value[part]
         elif isinstance(value, dict) and part.replace("_", " ") in value:
             value = value[part.replace("_", " ")]
+        elif optional:
+            return None
         else:
             raise ResultsError(f"no key {path!r}")
     return value
@@ -190,8 +201,12 @@ def format_value(value, fmt: str, names: dict[str, str] | None = None) -> str:
 
 
 def _split_format(spec: str) -> tuple[str, str]:
-    expr, _, fmt = spec.rpartition(":") if ":" in spec else (spec, "", "")
-    return expr.strip(), fmt.strip()
+    """`(expr, format)` of `EXPR[:FORMAT]`; a `:` inside a quoted key is no split."""
+    unquoted = re.sub(r'"[^"]*"', lambda m: "_" * len(m.group(0)), spec)
+    colon = unquoted.rfind(":")
+    if colon < 0:
+        return spec.strip(), ""
+    return spec[:colon].strip(), spec[colon + 1 :].strip()
 
 
 class _Page:
@@ -288,7 +303,7 @@ class _Page:
 
             text = _PLACEHOLDER.sub(fill, cell)
             if values and all(value is None for value in values):
-                return f" {self.null} " if self.null else " "
+                return f" {self.null} "
             return text
 
         return "|".join(fill_cell(cell) for cell in template.split("|"))
