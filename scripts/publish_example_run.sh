@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Copies an example run into the docs: results.json to
 # docs/examples/results/<example>.json and each PNG to
-# docs/examples/img/<example>_<name>.png (the names the example pages use).
+# docs/examples/img/<example>_<name>.png, <example>.png as it is (the names the
+# example pages use).
 #   bash scripts/publish_example_run.sh <example> [output dir, default outputs/<example>]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ output=${2:-outputs/$example}
 cp "$output/results.json" "docs/examples/results/$example.json"
 for png in "$output"/*.png; do
   [ -e "$png" ] || continue
-  cp "$png" "docs/examples/img/${example}_$(basename "$png")"
+  name=$(basename "$png")
+  [ "$name" = "$example.png" ] || name="${example}_$name"
+  cp "$png" "docs/examples/img/$name"
 done
 echo "published $output -> docs/examples/{results,img}/$example*"

@@ -56,3 +56,16 @@ def test_page_shows_the_recorded_run(name):
     for line in common.format_table(rows).splitlines():
         assert line in page, line
     assert f"*Run: `{run['command']}`" in page
+
+
+def test_transfer_learning_page_shows_the_recorded_run():
+    recorded = json.loads(
+        (DOCS / "examples" / "results" / "transfer_learning.json").read_text()
+    )
+    assert "--quick" not in recorded["run"]["command"]
+    example = load_example("transfer_learning")
+    page = rendered_page("transfer_learning")
+    for line in example.format_table(recorded["rows"]).splitlines():
+        assert line in page, line
+    assert recorded["claim"] in page
+    assert f"*Run: `{recorded['run']['command']}`" in page
