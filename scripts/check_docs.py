@@ -655,7 +655,7 @@ def unrun_python_blocks(docs_dir: Path) -> list[str]:
 
 _FIGURE = re.compile(
     r"(?<![\w.\-])(\d+(?:\.\d+)?)"
-    r"(?:\s?(×(?!\s?\d)|x(?!\w|\s\d)|%|ms\b|µs\b|s\b))?(?!\d|\.\d)"
+    r"(?:\s?(×(?!\s?[\dA-Z])|x(?!\w|\s[\dA-Z])|%|ms\b|µs\b|s\b))?(?!\d|\.\d)"
 )
 _ALLOWED = re.compile(r"<!--\s*results-(?:settings|unsourced):(.*?)-->", re.DOTALL)
 _MD_LINK = re.compile(r"\]\(([^)\s#]+\.md)(?:#[^)]*)?\)")
@@ -679,7 +679,7 @@ def _results_hook():
 def _prose_figures(markdown: str, split_code) -> list[tuple[str, str, str]]:
     """`(number, unit, paragraph)` of each figure written in prose or tables:
     a number with a decimal point, or one followed by `×`/`x`, `%`, `s`, `ms`
-    (`28 × 28`, a shape, is not a ratio)."""
+    (`28 × 28` or `20 × Dense(100)`, a shape, is not a ratio)."""
     prose = "".join(text for code, text in split_code(markdown) if not code)
     prose = re.sub(r"<!--.*?-->", "", prose, flags=re.DOTALL)
     prose = re.sub(r"(`+).+?\1", "", prose, flags=re.DOTALL)

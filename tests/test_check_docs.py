@@ -945,6 +945,11 @@ def test_a_null_cell_renders_the_null_text_of_the_marker(tmp_path):
     assert hook.render(quoted, tmp_path)[0] == "| v |\n|---|\n| 1.50 |\n|  |\n"
     with pytest.raises(hook.ResultsError, match="no key"):
         hook.render(quoted.replace("?", ""), tmp_path)
+    plus = {"a + b": {"x": 2.0}, "y": 0.5}
+    (tmp_path / "c.json").write_text(json.dumps(plus))
+    figure = '<!-- result: c.json#"a + b".x + y:.1f -->'
+    assert hook.render(figure, tmp_path)[0] == "2.5"
+    assert hook.referenced_files(figure, tmp_path) == ["c.json"]
 
 
 def test_a_results_table_joins_the_rows_of_several_files(tmp_path):

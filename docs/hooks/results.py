@@ -69,6 +69,7 @@ _PATH = re.compile(
     rf"(?<![\w.\"])(?:@key|@file(?:\.{_SEGMENT})+|(?:[A-Za-z_]\w*|\"[^\"]*\")"
     rf"(?:\.{_SEGMENT})*)\??"
 )
+_JOIN = re.compile(r" \+ (?=[\w./-]+\.json#)")
 _PART = re.compile(r'"([^"]*)"|([^."]+)')
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _OPERATORS = {
@@ -355,7 +356,9 @@ def referenced_files(markdown: str, docs_dir: Path) -> list[str]:
 def _sources(body: str) -> list[tuple[str, str]]:
     """`(path, key)` of each file a marker names (a table joins them with ` + `)."""
     head = body.strip().split("\n", 1)[0]
-    pairs = (source.partition("#") for source in head.split(" + "))
+    # ` + ` joins files only before another `PATH.json#`: an expression's `+`
+    # or a quoted key holding ` + ` stays whole.
+    pairs = (source.partition("#") for source in _JOIN.split(head))
     return [(path.strip(), key.strip()) for path, _, key in pairs]
 
 

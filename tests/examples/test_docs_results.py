@@ -28,6 +28,7 @@ TABLE_EXAMPLES = {
     "cnn_cifar10": False,
     "why_deep_nets_were_hard": True,
     "schedules_and_saving": False,
+    "deep_mlp": False,
 }
 
 
