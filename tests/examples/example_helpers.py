@@ -20,6 +20,7 @@ import numpy as np
 EXAMPLE_BACKEND = "tensorflow"
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+DOCS_DIR = EXAMPLES_DIR.parent / "docs"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -52,6 +53,16 @@ def load_example(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def rendered_page(name: str) -> str:
+    """`docs/examples/<name>.md` as MkDocs renders it (results markers filled)."""
+    path = DOCS_DIR / "hooks" / "results.py"
+    spec = importlib.util.spec_from_file_location("docs_results_hook", path)
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    markdown = (DOCS_DIR / "examples" / f"{name}.md").read_text(encoding="utf-8")
+    return hook.render(markdown, DOCS_DIR)[0]
 
 
 def assert_png(path: Path) -> None:

@@ -10,12 +10,11 @@ differently or reads another row fails.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-from example_helpers import EXAMPLE_BACKEND, load_example
+from example_helpers import EXAMPLE_BACKEND, load_example, rendered_page
 
 pytestmark = pytest.mark.backend(EXAMPLE_BACKEND)
 
@@ -30,16 +29,6 @@ TABLE_EXAMPLES = {
     "schedules_and_saving": False,
     "deep_mlp": False,
 }
-
-
-def rendered_page(name: str) -> str:
-    """`docs/examples/<name>.md` as MkDocs renders it (results markers filled)."""
-    path = DOCS / "hooks" / "results.py"
-    spec = importlib.util.spec_from_file_location("docs_results_hook", path)
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
-    markdown = (DOCS / "examples" / f"{name}.md").read_text(encoding="utf-8")
-    return hook.render(markdown, DOCS)[0]
 
 
 @pytest.mark.parametrize("name", TABLE_EXAMPLES)

@@ -23,6 +23,7 @@ from example_helpers import (
     assert_png,
     load_example,
     read_results,
+    rendered_page,
     synthetic_images,
     write_idx,
 )
@@ -298,18 +299,6 @@ def test_pngs(run, name):
     assert_png(run.output / f"{name}.png")
 
 
-def _rendered_page() -> str:
-    """The example's page as MkDocs renders its Markdown (results markers filled)."""
-    import importlib.util
-
-    path = DOCS.parent / "hooks" / "results.py"
-    spec = importlib.util.spec_from_file_location("docs_results_hook", path)
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
-    markdown = (DOCS / "mc_dropout_fashion_mnist.md").read_text()
-    return hook.render(markdown, DOCS.parent)[0]
-
-
 def test_docs_page_quotes_the_recorded_run(run):
     """Every table row of the recorded full run's JSON is on the docs page."""
     recorded = json.loads(
@@ -338,7 +327,7 @@ def test_docs_page_quotes_the_recorded_run(run):
             )
         }
     )
-    page = _rendered_page()
+    page = rendered_page("mc_dropout_fashion_mnist")
     table = run.example.format_report(recorded, data, args)
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert len(rows) == 4 + 6 + 4 + 8 + 4  # headers + calibration, OOD, conformal, MC
