@@ -100,7 +100,7 @@ def make_parser(
     parser.add_argument(
         "--quiet", action="store_true", help="no Keras progress bars or logs"
     )
-    caller = Path(inspect.stack()[1].filename)
+    caller = Path(inspect.currentframe().f_back.f_code.co_filename)
     parser.set_defaults(
         _script=f"examples/{caller.name}",
         _default_epochs=default_epochs,
@@ -155,8 +155,8 @@ def start_run(script: str, argv: list[str]) -> dict:
     )
     return {
         "command": command,
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M:%S UTC"
         ),
         "load_average_start": _load_average(),
         "_clock": time.perf_counter(),
@@ -172,9 +172,8 @@ def finish_run(run: dict) -> dict:
 
     versions = {"python": platform.python_version(), "keras": keras.__version__}
     backend = keras.backend.backend()
-    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
-    if module in sys.modules:
-        versions[module] = sys.modules[module].__version__
+    if backend in sys.modules:  # the backend's package: tensorflow, jax, torch
+        versions[backend] = sys.modules[backend].__version__
     versions.update(numpy=np.__version__, kerasx=kerasx.__version__)
     load_start, load_end = run["load_average_start"], _load_average()
     machine = f"{os.cpu_count()}-core {_cpu_model()}"
@@ -185,7 +184,7 @@ def finish_run(run: dict) -> dict:
     return {
         "command": run["command"],
         "machine": machine,
-        "date": run["started"].replace("T", " ").replace("+00:00", " UTC"),
+        "date": run["date"],
         "wall_seconds": round(time.perf_counter() - run["_clock"], 1),
         "versions": versions,
     }
